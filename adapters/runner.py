@@ -1,0 +1,45 @@
+"""The composition root for `gosbot run`: one core, every configured platform in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from bot.config import Settings
+from bot.dialogue import Dialogue, KnowledgeSource
+from bot.storage import SqliteStore
+
+log = logging.getLogger(__name__)
+
+
+async def run_platforms(settings: Settings) -> None:
+    source = KnowledgeSource(settings.knowledge)
+    store = SqliteStore(settings.db)
+    await store.open()
+    dialogue = Dialogue(source, store)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    tasks = []
+    try:
+        if settings.telegram_token:
+            from adapters.telegram import TelegramAdapter
+
+            tasks.append(asyncio.create_task(TelegramAdapter(settings, dialogue).run(stop), name="telegram"))
+        if settings.vk_group_token:
+            from adapters.vk import VkAdapter
+
+            tasks.append(asyncio.create_task(VkAdapter(settings, dialogue).run(stop), name="vk"))
+        log.info("running: %s", ", ".join(t.get_name() for t in tasks))
+        done, _ = await asyncio.wait([*tasks, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task in tasks and task.exception():
+                log.error("%s stopped with an error", task.get_name(), exc_info=task.exception())
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        await store.close()

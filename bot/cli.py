@@ -1,0 +1,336 @@
+"""`gosbot`: the terminal front end and the tools for editors and staff.
+
+gosbot chat [--chat ID]         talk to the bot (interactive, or one message per line on stdin)
+gosbot ask [--json] [TEXT]      show the decision for a question
+gosbot eval FILE.tsv [--json]   score decisions on a labelled file
+gosbot check [DIR]              validate the knowledge, file:line problems, exit 1 if any
+gosbot tickets …                the staff desk in the terminal
+gosbot stats unanswered         what citizens asked that the knowledge did not answer
+gosbot run                      Telegram and/or VK when their tokens are set, else the chat
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from bot.config import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    if args.command is None:
+        args = parser.parse_args(["chat"])
+    handler = _COMMANDS[args.command]
+    try:
+        return handler(args, settings) or 0
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gosbot", description="Gosuslugi support bot")
+    sub = parser.add_subparsers(dest="command")
+    chat = sub.add_parser("chat", help="talk to the bot in the terminal")
+    chat.add_argument("--chat", default="local", help="chat id (a conversation is kept per id)")
+    ask = sub.add_parser("ask", help="show the matcher's decision for a question")
+    ask.add_argument("--json", action="store_true", help="one JSON object per question")
+    ask.add_argument("text", nargs="*", help="the question (default: one per line from stdin)")
+    ev = sub.add_parser("eval", help="score decisions on a labelled TSV (text<TAB>topic)")
+    ev.add_argument("file")
+    ev.add_argument("--json", action="store_true")
+    ev.add_argument("--mistakes", action="store_true", help="list the rows decided wrongly")
+    check = sub.add_parser("check", help="validate knowledge files")
+    check.add_argument("dir", nargs="?", default=None)
+    tickets = sub.add_parser("tickets", help="staff desk in the terminal")
+    tsub = tickets.add_subparsers(dest="action", required=True)
+    tl = tsub.add_parser("list")
+    tl.add_argument("--status", choices=["open", "taken", "closed", "cancelled"])
+    tl.add_argument("--overdue", action="store_true")
+    tl.add_argument("--json", action="store_true")
+    ts = tsub.add_parser("show")
+    ts.add_argument("number", type=int)
+    ts.add_argument("--json", action="store_true")
+    tt = tsub.add_parser("take")
+    tt.add_argument("number", type=int)
+    tt.add_argument("--as", dest="operator", required=True)
+    tr = tsub.add_parser("reply")
+    tr.add_argument("number", type=int)
+    tr.add_argument("text", nargs="+")
+    tr.add_argument("--as", dest="operator", default="оператор")
+    tn = tsub.add_parser("note")
+    tn.add_argument("number", type=int)
+    tn.add_argument("text", nargs="+")
+    tn.add_argument("--as", dest="operator", default="оператор")
+    tc = tsub.add_parser("close")
+    tc.add_argument("number", type=int)
+    tc.add_argument("--as", dest="operator", default="оператор")
+    stats = sub.add_parser("stats", help="reports for editors")
+    ssub = stats.add_subparsers(dest="report", required=True)
+    su = ssub.add_parser("unanswered")
+    su.add_argument("--days", type=int, default=30)
+    su.add_argument("--limit", type=int, default=30)
+    sub.add_parser("run", help="run the configured platforms (Telegram, VK), or the terminal chat")
+    return parser
+
+
+# -- knowledge tools ---------------------------------------------------------------------------
+
+
+def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.check import check_dir
+
+    directory = Path(args.dir) if args.dir else settings.knowledge
+    if not directory.is_dir():
+        print(f"{directory}: no such knowledge directory", file=sys.stderr)
+        return 1
+    problems = check_dir(directory)
+    for problem in problems:
+        print(f"{directory / problem.file}:{problem.line}: {problem.message}")
+    if problems:
+        print(f"{len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"{directory}: ok")
+    return 0
+
+
+def _load_matcher(settings: Settings):  # type: ignore[no-untyped-def]
+    from bot.check import validate_dir
+    from bot.knowledge import KnowledgeError
+
+    try:
+        return validate_dir(settings.knowledge)[1]
+    except KnowledgeError as exc:
+        print(f"the knowledge in {settings.knowledge} has problems; run `gosbot check`:\n{exc}", file=sys.stderr)
+        raise SystemExit(1) from exc
+
+
+def decide(matcher, text: str):  # type: ignore[no-untyped-def]
+    """The decision for one line, as the dialogue would take it (commands included)."""
+    from bot.matching import Decision
+
+    stripped = text.strip()
+    if stripped.split(maxsplit=1)[:1] == ["/phone"]:
+        return Decision("contacts", topic="phone_contacts")
+    return matcher.decide(stripped)
+
+
+def decision_json(text: str, d) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        "text": text,
+        "outcome": d.outcome,
+        "faq_id": d.faq_id,
+        "flow_id": d.flow_id,
+        "topic": "phone_contacts" if d.outcome == "contacts" else d.topic,
+        "score": d.score,
+        "candidates": [{"faq_id": c.target_id, "topic": c.topic, "score": c.score} for c in d.candidates],
+    }
+
+
+def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    matcher = _load_matcher(settings)
+    texts = [" ".join(args.text)] if args.text else [line.rstrip("\n") for line in sys.stdin]
+    for text in texts:
+        d = decide(matcher, text)
+        if args.json:
+            print(json.dumps(decision_json(text, d), ensure_ascii=False), flush=True)
+            continue
+        print(f"text:      {text}")
+        print(f"outcome:   {d.outcome}")
+        print(f"entry:     {d.target_id or '-'} ({d.kind or '-'})")
+        print(f"topic:     {d.topic or '-'}")
+        print(f"score:     {d.score}")
+        if d.smalltalk:
+            print(f"smalltalk: {d.smalltalk}")
+        if d.numbers:
+            print(f"numbers:   {', '.join(d.numbers)}")
+        print(f"lemmas:    {d.normalized}")
+        for c in d.candidates:
+            print(f"  {c.score:5.1f}  {c.target_id:<30} {c.topic}")
+        if len(texts) > 1:
+            print()
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.evaluation import format_report, read_rows, score
+
+    matcher = _load_matcher(settings)
+    report = score(read_rows(args.file), lambda text: decide(matcher, text))
+    if args.json:
+        out = report.summary()
+        out["per_topic"] = {t: vars(s) for t, s in sorted(report.per_topic.items())}  # type: ignore[assignment]
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+    else:
+        print(format_report(report))
+    if args.mistakes:
+        print("\nmistakes (text | expected | outcome | topic):")
+        for text, expected, outcome, topic in report.mistakes:
+            print(f"  {text[:90]} | {expected} | {outcome} | {topic}")
+    return 0
+
+
+# -- conversations and staff --------------------------------------------------------------------
+
+
+async def open_core(settings: Settings):  # type: ignore[no-untyped-def]
+    """The composition root for everything that talks: knowledge, store, dialogue."""
+    from bot.dialogue import Dialogue, KnowledgeSource
+    from bot.knowledge import KnowledgeError
+    from bot.storage import SqliteStore
+
+    try:
+        source = KnowledgeSource(settings.knowledge)
+    except KnowledgeError as exc:
+        print(f"the knowledge in {settings.knowledge} has problems; run `gosbot check`:\n{exc}", file=sys.stderr)
+        raise SystemExit(1) from exc
+    store = SqliteStore(settings.db)
+    await store.open()
+    return Dialogue(source, store)
+
+
+def _cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.console import Console, stdin_lines
+
+    async def run() -> None:
+        dialogue = await open_core(settings)
+        try:
+            interactive = sys.stdin.isatty()
+            await Console(dialogue, args.chat).run(stdin_lines(interactive), interactive)
+        finally:
+            await dialogue.store.close()
+
+    asyncio.run(run())
+    return 0
+
+
+def _cmd_tickets(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.tickets import TicketError, ticket_card
+
+    async def run() -> int:
+        dialogue = await open_core(settings)
+        desk, store = dialogue.desk, dialogue.store
+        try:
+            if args.action == "list":
+                import time
+
+                tickets = await store.list_tickets(args.status, overdue_at=time.time() if args.overdue else None)
+                if args.json:
+                    for t in tickets:
+                        messages = await store.ticket_messages(t.number)
+                        print(json.dumps(_ticket_json(t, messages), ensure_ascii=False))
+                else:
+                    for t in tickets:
+                        urgent = "!" if t.priority == "urgent" else " "
+                        print(
+                            f"{t.number:>5} {urgent} {t.status:<9} {t.topic:<22} {t.platform}:{t.chat_id}  до {_when(t.due_at)}"
+                        )
+                    if not tickets:
+                        print("no tickets")
+                return 0
+            if args.action == "show":
+                view = await desk.view(args.number)
+                if args.json:
+                    print(json.dumps(_ticket_json(view.ticket, view.messages), ensure_ascii=False, indent=2))
+                else:
+                    print(ticket_card(view.ticket, view.messages, dialogue.knowledge))
+                return 0
+            if args.action == "take":
+                await desk.take(args.number, args.operator)
+            elif args.action == "reply":
+                await desk.reply(args.number, " ".join(args.text), args.operator)
+            elif args.action == "note":
+                await desk.note(args.number, " ".join(args.text), args.operator)
+            elif args.action == "close":
+                await desk.close(args.number, args.operator)
+            print("ok")
+            return 0
+        except TicketError as exc:
+            print(f"gosbot tickets: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def _when(ts: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+def _ticket_json(t, messages) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        "number": t.number,
+        "status": t.status,
+        "priority": t.priority,
+        "topic": t.topic,
+        "platform": t.platform,
+        "chat_id": t.chat_id,
+        "user_name": t.user_name,
+        "operator": t.operator,
+        "created_at": t.created_at,
+        "due_at": t.due_at,
+        "closed_at": t.closed_at,
+        "rating": t.rating,
+        "reason": t.reason,
+        "steps_tried": t.steps_tried,
+        "candidates": t.candidates,
+        "transcript": [{"role": m.role, "text": m.text, "author": m.author, "at": m.at} for m in messages],
+    }
+
+
+def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from bot.storage import SqliteStore
+
+    async def run() -> None:
+        store = SqliteStore(settings.db)
+        await store.open()
+        try:
+            groups = await store.unanswered(time.time() - args.days * 86400, args.limit)
+        finally:
+            await store.close()
+        if not groups:
+            print(f"no unanswered questions in the last {args.days} days")
+        for g in groups:
+            print(f"{g.count:>5}  {g.normalized or '(empty)'}\n       e.g. {g.example[:100]}")
+
+    asyncio.run(run())
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.telegram_token and not settings.vk_group_token:
+        print("No TELEGRAM_BOT_TOKEN or VK_GROUP_TOKEN set: starting the terminal chat.", file=sys.stderr)
+        return _cmd_chat(argparse.Namespace(chat="local"), settings)
+    from adapters.runner import run_platforms
+
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run_platforms(settings))
+    return 0
+
+
+_COMMANDS = {
+    "chat": _cmd_chat,
+    "tickets": _cmd_tickets,
+    "stats": _cmd_stats,
+    "run": _cmd_run,
+    "check": _cmd_check,
+    "ask": _cmd_ask,
+    "eval": _cmd_eval,
+}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

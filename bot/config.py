@@ -1,0 +1,67 @@
+"""Settings, read once from the environment into a frozen object (the composition root passes it on)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    db: Path = Path("gosbot.sqlite3")
+    knowledge: Path = Path("knowledge")
+    log_level: str = "INFO"
+    # Telegram
+    telegram_token: str = field(default="", repr=False)
+    telegram_api_base: str = ""
+    telegram_webhook_url: str = ""
+    telegram_webhook_secret: str = field(default="", repr=False)
+    telegram_webhook_host: str = "0.0.0.0"
+    telegram_webhook_port: int = 8080
+    telegram_operators_chat_id: int | None = None
+    # VK
+    vk_group_token: str = field(default="", repr=False)
+    vk_group_id: int | None = None
+    vk_api_base: str = ""
+    vk_callback_secret: str = field(default="", repr=False)
+    vk_confirmation_code: str = ""
+    vk_callback_host: str = "0.0.0.0"
+    vk_callback_port: int = 8081
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def text(name: str, default: str = "") -> str:
+            return env.get(name, default).strip()
+
+        def integer(name: str, default: int | None) -> int | None:
+            value = text(name)
+            if not value:
+                return default
+            try:
+                return int(value)
+            except ValueError as exc:
+                raise SystemExit(f"{name} must be a whole number, got {value!r}") from exc
+
+        return cls(
+            db=Path(text("GOSBOT_DB", "gosbot.sqlite3")),
+            knowledge=Path(text("GOSBOT_KNOWLEDGE", "knowledge")),
+            log_level=text("GOSBOT_LOG_LEVEL", "INFO").upper(),
+            telegram_token=text("TELEGRAM_BOT_TOKEN"),
+            telegram_api_base=text("TELEGRAM_API_BASE"),
+            telegram_webhook_url=text("TELEGRAM_WEBHOOK_URL"),
+            telegram_webhook_secret=text("TELEGRAM_WEBHOOK_SECRET"),
+            telegram_webhook_host=text("TELEGRAM_WEBHOOK_HOST", "0.0.0.0"),
+            telegram_webhook_port=integer("TELEGRAM_WEBHOOK_PORT", 8080) or 8080,
+            telegram_operators_chat_id=integer("TELEGRAM_OPERATORS_CHAT_ID", None),
+            vk_group_token=text("VK_GROUP_TOKEN"),
+            vk_group_id=integer("VK_GROUP_ID", None),
+            vk_api_base=text("VK_API_BASE"),
+            vk_callback_secret=text("VK_CALLBACK_SECRET"),
+            vk_confirmation_code=text("VK_CONFIRMATION_CODE"),
+            vk_callback_host=text("VK_CALLBACK_HOST", "0.0.0.0"),
+            vk_callback_port=integer("VK_CALLBACK_PORT", 8081) or 8081,
+        )

@@ -1,0 +1,464 @@
+"""The conversation: one incoming message in, the replies out.
+
+`Dialogue.handle`, in order: drop a duplicate update → take the chat's lock (one message of a chat
+at a time, in order; different chats run concurrently) → load the session → redact personal data →
+button payloads → commands → an open ticket takes the text → a rating → an active flow step → the
+matcher → save the session and the redacted transcript in one step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rapidfuzz import fuzz
+
+from bot.check import validate_dir
+from bot.flows import Payload, menu_buttons, parse_payload, step_reply
+from bot.knowledge import Flow, Knowledge, KnowledgeError, fingerprint
+from bot.matching import Decision, Matcher
+from bot.messages import Button, Incoming, Reply
+from bot.phones import pretty
+from bot.records import Session
+from bot.safety import redact
+from bot.storage.base import Store, Turn
+from bot.tickets import Desk, ticket_label
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 4000  # longer messages are read up to here (Telegram's own limit is 4096)
+OPTION_MATCH = 85.0  # typed text that matches a step's button label this well presses it
+
+
+class KnowledgeSource:
+    """The current knowledge and matcher; reloads edited files, keeps the last good on a bad edit."""
+
+    def __init__(self, directory: Path | str, *, check_every: float = 1.0):
+        self.directory = Path(directory)
+        self.check_every = check_every
+        self._print = fingerprint(self.directory)
+        self.knowledge, self.matcher = validate_dir(self.directory)  # a bad start is the caller's error
+        self.problems: list[str] = []
+        self._checked = time.monotonic()
+
+    @classmethod
+    def fixed(cls, knowledge: Knowledge, matcher: Matcher) -> KnowledgeSource:
+        source = cls.__new__(cls)
+        source.directory = Path()
+        source.check_every = float("inf")
+        source._print = ()
+        source.knowledge, source.matcher = knowledge, matcher
+        source.problems = []
+        source._checked = time.monotonic()
+        return source
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Reload if the files changed; True when new knowledge took effect."""
+        now = time.monotonic()
+        if not force and now - self._checked < self.check_every:
+            return False
+        self._checked = now
+        current = fingerprint(self.directory)
+        if current == self._print:
+            return False
+        self._print = current
+        try:
+            knowledge, matcher = validate_dir(self.directory)
+        except KnowledgeError as exc:
+            self.problems = [str(p) for p in exc.problems]
+            log.error("knowledge edit refused, the last good version keeps answering:\n%s", exc)
+            return False
+        self.knowledge, self.matcher, self.problems = knowledge, matcher, []
+        log.info("knowledge reloaded (version %s)", knowledge.version)
+        return True
+
+
+@dataclass
+class _Turn:
+    """What handling one message produced (saved together at the end)."""
+
+    session: Session
+    incoming: Incoming
+    k: Knowledge
+    replies: list[Reply] = field(default_factory=list)
+    transcript: list[tuple[str, str]] = field(default_factory=list)
+    unanswered: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def say(self, reply: Reply) -> None:
+        self.replies.append(reply)
+        self.transcript.append(("bot", reply.text))
+
+
+class Dialogue:
+    """The platform-neutral core. Adapters call `handle`; staff tools use `desk`."""
+
+    def __init__(self, source: KnowledgeSource, store: Store, clock: Callable[[], float] = time.time):
+        self.source = source
+        self.store = store
+        self.clock = clock
+        self.desk = Desk(store, lambda: self.source.knowledge, clock)
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._waiting: dict[tuple[str, str], int] = {}
+
+    @property
+    def knowledge(self) -> Knowledge:
+        return self.source.knowledge
+
+    async def handle(self, incoming: Incoming) -> list[Reply]:
+        self.source.refresh()
+        key = (incoming.platform, incoming.chat_id)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._waiting[key] = self._waiting.get(key, 0) + 1
+        try:
+            async with lock:
+                # Checked under the lock: a duplicate delivered concurrently waits for the first.
+                if incoming.update_id and await self.store.seen_update(incoming.platform, incoming.update_id):
+                    return []
+                session = await self.store.load_session(*key) or Session(*key)
+                turn = _Turn(session, incoming, self.source.knowledge)
+                await self._route(turn)
+                await self.store.commit_turn(
+                    Turn(
+                        session=session,
+                        update_id=incoming.update_id,
+                        transcript=tuple(turn.transcript),
+                        unanswered=tuple(turn.unanswered),
+                        at=self.clock(),
+                    )
+                )
+                return turn.replies
+        finally:
+            self._waiting[key] -= 1
+            if not self._waiting[key]:
+                del self._waiting[key]
+                self._locks.pop(key, None)
+
+    # -- routing ---------------------------------------------------------------------------------
+
+    async def _route(self, t: _Turn) -> None:
+        inc, s, k = t.incoming, t.session, t.k
+        if inc.user_id:
+            s.user_id = inc.user_id
+        if inc.user_name:
+            s.user_name = inc.user_name
+        raw = inc.text or ""
+        if len(raw) > MAX_TEXT:
+            t.replies.append(Reply(k.text("long_text", limit=str(MAX_TEXT))))
+            raw = raw[:MAX_TEXT]
+        raw = "".join(ch for ch in raw if ch.isprintable() or ch in "\n\t")
+        red = redact(raw)
+        text = red.text.strip()
+        matching_text = red.for_matching.strip()
+        if text or inc.attachments:
+            shown = text + "".join(f" [{a}]" for a in inc.attachments)
+            t.transcript.append(("citizen", shown.strip()))
+        if red.has_secret and not s.warned:
+            s.warned = True
+            t.say(Reply(k.text("sensitive_warning")))
+
+        if inc.payload is not None:
+            payload = parse_payload(inc.payload)
+            if payload is None:
+                t.say(Reply(k.text("unknown_button"), menu_buttons(k)))
+                return
+            await self._button(t, payload)
+            return
+
+        if text.startswith("/"):
+            await self._command(t, text)
+            return
+
+        ticket = await self.store.open_ticket_for(s.platform, s.chat_id)
+        if ticket is not None:
+            await self.desk.citizen_wrote(ticket, text, tuple(str(a) for a in inc.attachments))
+            t.say(
+                Reply(
+                    k.text("ticket_added", ticket=ticket_label(ticket.number)),
+                    (Button(k.text("btn_cancel_ticket"), "cancel"),),
+                )
+            )
+            return
+
+        if not text:
+            if inc.attachments:
+                t.say(Reply(k.text("non_text"), menu_buttons(k)))
+            else:
+                t.say(Reply(k.text("empty"), menu_buttons(k)))
+            return
+
+        if s.flow_id and await self._inside_flow(t, text, matching_text):
+            return
+        self._decide(t, matching_text or text)
+
+    def _decide(self, t: _Turn, text: str) -> None:
+        s = t.session
+        decision = self.source.matcher.decide(text)
+        s.last_candidates = [{"id": c.target_id, "topic": c.topic, "score": c.score} for c in decision.candidates]
+        if decision.topic:
+            s.last_topic = decision.topic
+        self._act(t, decision, text)
+
+    def _act(self, t: _Turn, d: Decision, text: str) -> None:
+        k = t.k
+        operator = Button(k.text("btn_operator"), "op")
+        if d.outcome == "number_check":
+            for number in d.numbers:
+                contact = k.official_numbers.get(number)
+                shown = pretty(number)
+                if contact is None:
+                    t.say(
+                        Reply(
+                            k.text("number_not_official", number=shown),
+                            (Button(k.flows["fraud"].title, "f:fraud"),) if "fraud" in k.flows else (),
+                        )
+                    )
+                elif contact.kind == "sms_sender":
+                    t.say(Reply(k.text("number_sms_sender", number=shown)))
+                else:
+                    t.say(Reply(k.text("number_official", number=shown)))
+            return
+        if d.outcome == "smalltalk":
+            intent = next((i for i in k.smalltalk if i.id == d.smalltalk), None)
+            t.say(Reply(intent.reply if intent else k.text("welcome")))
+            return
+        if d.outcome == "answer" and d.target_id in k.faq:
+            self._answer(t, d.target_id)
+            return
+        if d.outcome == "flow" and d.target_id in k.flows:
+            self._start_flow(t, k.flows[d.target_id])
+            return
+        t.unanswered.append((redact(text).text, d.normalized, d.outcome))
+        if d.outcome == "clarify":
+            buttons = [Button(c.label[:60], f"{'f' if c.kind == 'flow' else 'a'}:{c.target_id}") for c in d.candidates]
+            t.say(Reply(k.text("clarify"), (*buttons, operator)))
+            return
+        t.say(Reply(k.text("fallback"), (operator, Button(k.text("btn_phone"), "phone"))))
+
+    def _answer(self, t: _Turn, faq_id: str) -> None:
+        k = t.k
+        entry = k.faq[faq_id]
+        t.session.last_topic = entry.topic
+        buttons = []
+        for ref in entry.related[:3]:
+            target = k.target(ref)
+            if target is not None:
+                buttons.append(Button(target.question[:60], f"{'f' if ref in k.flows else 'a'}:{ref}"))
+        buttons.append(Button(k.text("btn_operator"), "op"))
+        t.say(Reply(entry.answer, tuple(buttons)))
+
+    # -- flows -----------------------------------------------------------------------------------
+
+    def _start_flow(self, t: _Turn, flow: Flow) -> None:
+        s = t.session
+        s.flow_id, s.step_id, s.history, s.pending_text = flow.id, flow.start, [], None
+        s.last_topic = flow.topic
+        self._show_step(t)
+
+    def _show_step(self, t: _Turn) -> None:
+        s, k = t.session, t.k
+        flow = k.flows.get(s.flow_id or "")
+        step = flow.steps.get(s.step_id or "") if flow else None
+        if flow is None or step is None:
+            # The flow was edited away under this conversation: start over gracefully.
+            self._leave_flow(s)
+            t.say(Reply(k.text("unknown_button"), menu_buttons(k)))
+            return
+        mark = f"{flow.id}/{step.id}"
+        if mark not in s.steps_tried:
+            s.steps_tried.append(mark)
+        t.say(step_reply(k, flow, step, can_go_back=bool(s.history)))
+
+    @staticmethod
+    def _leave_flow(s: Session) -> None:
+        s.flow_id, s.step_id, s.history, s.pending_text = None, None, [], None
+
+    async def _inside_flow(self, t: _Turn, text: str, matching_text: str) -> bool:
+        """Typed text inside a flow: a button label, a new question (confirm leaving), or not understood."""
+        s, k = t.session, t.k
+        flow = k.flows.get(s.flow_id or "")
+        step = flow.steps.get(s.step_id or "") if flow else None
+        if flow is None or step is None:
+            self._leave_flow(s)
+            return False
+        labels = [(o.label, Payload("o", flow.id, step.id, i)) for i, o in enumerate(step.options)]
+        labels += [
+            (k.text("btn_back"), Payload("back")),
+            (k.text("btn_home"), Payload("home")),
+            (k.text("btn_operator"), Payload("op")),
+        ]
+        if step.end:
+            labels += [(k.text("btn_helped"), Payload("y", flow.id)), (k.text("btn_not_helped"), Payload("n", flow.id))]
+        folded = text.lower().strip(" .!")
+        best = max(labels, key=lambda lp: fuzz.ratio(folded, lp[0].lower()))
+        if fuzz.ratio(folded, best[0].lower()) >= OPTION_MATCH:
+            await self._button(t, best[1])
+            return True
+        decision = self.source.matcher.decide(matching_text or text)
+        if decision.outcome in ("smalltalk", "number_check"):
+            self._act(t, decision, text)
+            return True
+        if decision.outcome in ("answer", "flow", "clarify") and decision.target_id != flow.id:
+            s.pending_text = matching_text or text
+            t.say(
+                Reply(
+                    k.text("flow_leave_confirm", title=flow.title),
+                    (Button(k.text("btn_leave_flow"), "leave"), Button(k.text("btn_stay_flow"), "stay")),
+                )
+            )
+            return True
+        if decision.target_id == flow.id:
+            self._show_step(t)
+            return True
+        return False
+
+    # -- buttons and commands --------------------------------------------------------------------
+
+    async def _button(self, t: _Turn, p: Payload) -> None:
+        s, k = t.session, t.k
+        if p.kind == "a":
+            if p.target in k.faq:
+                self._answer(t, p.target)
+            elif p.target in k.flows:
+                self._start_flow(t, k.flows[p.target])
+            else:
+                t.say(Reply(k.text("unknown_button"), menu_buttons(k)))
+        elif p.kind == "f":
+            if p.target in k.flows:
+                self._start_flow(t, k.flows[p.target])
+            else:
+                t.say(Reply(k.text("unknown_button"), menu_buttons(k)))
+        elif p.kind == "o":
+            await self._option(t, p)
+        elif p.kind == "y":
+            self._leave_flow(s)
+            t.say(Reply(k.text("flow_helped")))
+        elif p.kind in ("n", "op"):
+            await self._handoff(t, "flow_end" if p.kind == "n" else "button")
+        elif p.kind == "back":
+            if s.flow_id and s.history:
+                s.step_id = s.history.pop()
+                self._show_step(t)
+            elif s.flow_id:
+                self._show_step(t)
+            else:
+                t.say(Reply(k.text("welcome"), menu_buttons(k)))
+        elif p.kind == "home":
+            self._leave_flow(s)
+            t.say(Reply(k.text("welcome"), menu_buttons(k)))
+        elif p.kind == "phone":
+            t.say(Reply(k.text("phone")))
+        elif p.kind == "leave":
+            pending = s.pending_text
+            self._leave_flow(s)
+            if pending:
+                self._decide(t, pending)
+            else:
+                t.say(Reply(k.text("welcome"), menu_buttons(k)))
+        elif p.kind == "stay":
+            s.pending_text = None
+            if s.flow_id:
+                self._show_step(t)
+            else:
+                t.say(Reply(k.text("welcome"), menu_buttons(k)))
+        elif p.kind == "cancel":
+            await self._cancel(t)
+        elif p.kind == "r":
+            await self._rate(t, p.ticket, p.rating)
+
+    async def _option(self, t: _Turn, p: Payload) -> None:
+        s, k = t.session, t.k
+        flow = k.flows.get(p.target)
+        step = flow.steps.get(p.step) if flow else None
+        if flow is None or step is None or p.index >= len(step.options):
+            t.say(Reply(k.text("unknown_button"), menu_buttons(k)))
+            return
+        option = step.options[p.index]
+        if option.handoff:
+            s.flow_id, s.step_id = flow.id, step.id
+            await self._handoff(t, "flow_end")
+        elif option.flow and option.flow in k.flows:
+            self._start_flow(t, k.flows[option.flow])
+        elif option.goto:
+            if s.flow_id == flow.id and s.step_id and s.step_id != option.goto:
+                s.history.append(s.step_id)
+            elif s.flow_id != flow.id:
+                s.history = [step.id]
+            s.flow_id, s.step_id, s.pending_text = flow.id, option.goto, None
+            s.last_topic = flow.topic
+            self._show_step(t)
+
+    async def _command(self, t: _Turn, text: str) -> None:
+        s, k = t.session, t.k
+        command, _, argument = text.partition(" ")
+        command = command.split("@", 1)[0].lower()  # /start@SomeBot in groups
+        argument = argument.strip()
+        if command == "/start":
+            self._leave_flow(s)
+            if argument in k.flows:
+                self._start_flow(t, k.flows[argument])
+            elif argument in k.faq:
+                self._answer(t, argument)
+            else:
+                t.say(Reply(k.text("welcome"), menu_buttons(k)))
+        elif command == "/phone":
+            t.say(Reply(k.text("phone")))
+        elif command == "/help":
+            t.say(Reply(k.text("help"), menu_buttons(k)))
+        elif command == "/operator":
+            await self._handoff(t, "command")
+        elif command == "/cancel":
+            await self._cancel(t)
+        else:
+            t.say(Reply(k.text("help"), menu_buttons(k)))
+
+    # -- tickets ---------------------------------------------------------------------------------
+
+    async def _handoff(self, t: _Turn, reason: str) -> None:
+        s, k = t.session, t.k
+        existing = await self.store.open_ticket_for(s.platform, s.chat_id)
+        if existing is not None:
+            t.say(
+                Reply(
+                    k.text("ticket_open_already", ticket=ticket_label(existing.number)),
+                    (Button(k.text("btn_cancel_ticket"), "cancel"),),
+                )
+            )
+            return
+        flow = k.flows.get(s.flow_id or "")
+        ticket = await self.desk.open(s, reason, t.transcript, topic=flow.topic if flow else None)
+        # This turn's lines are already in the ticket; the transcript keeps them for the chat too.
+        self._leave_flow(s)
+        s.steps_tried = []
+        answer_time = k.answer_time[ticket.priority].text
+        t.say(
+            Reply(
+                k.text("ticket_opened", ticket=ticket_label(ticket.number), answer_time=answer_time),
+                (Button(k.text("btn_cancel_ticket"), "cancel"),),
+            )
+        )
+
+    async def _cancel(self, t: _Turn) -> None:
+        s, k = t.session, t.k
+        ticket = await self.store.open_ticket_for(s.platform, s.chat_id)
+        if ticket is not None:
+            await self.desk.cancel(ticket)
+            t.say(Reply(k.text("ticket_cancelled", ticket=ticket_label(ticket.number))))
+        elif s.flow_id:
+            self._leave_flow(s)
+            t.say(Reply(k.text("welcome"), menu_buttons(k)))
+        else:
+            t.say(Reply(k.text("cancel_nothing")))
+
+    async def _rate(self, t: _Turn, number: int, rating: int) -> None:
+        s, k = t.session, t.k
+        ticket = await self.store.get_ticket(number)
+        if ticket is None or (ticket.platform, ticket.chat_id) != (s.platform, s.chat_id) or ticket.status != "closed":
+            t.say(Reply(k.text("unknown_button")))
+            return
+        if ticket.rating is None:
+            await self.desk.rate(ticket, rating)
+        t.say(Reply(k.text("rating_thanks")))

@@ -1,0 +1,240 @@
+"""Ranking FAQ entries and flows for a question, and deciding what to do with the ranking.
+
+Every phrasing (and each entry's canonical question) is normalised once into lemmas. A question's
+lemmas are expanded to the vocabulary with rapidfuzz (typos: "пороль" → "пароль"), then each
+phrasing that shares a lemma is scored by IDF-weighted coverage in both directions: how much of the
+phrasing the question covers (recall) and how much of the question the phrasing explains (precision).
+An entry's score is its best phrasing's. Thresholds turn the ranking into one decision; a wrong
+confident answer is worse than a question back, so the margin to the runner-up matters as much as
+the score.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from rapidfuzz import fuzz, process
+
+from bot import phones
+from bot.knowledge import Knowledge
+from bot.normalize import Normalized, Normalizer
+
+# Calibrated on shared/eval/dev.tsv (see bench/quality.py); change them only with a measurement.
+ANSWER_SCORE = 60.0
+ANSWER_MARGIN = 8.0
+CLARIFY_SCORE = 42.0
+MAX_CLARIFY = 3
+FUZZY_CUTOFF = 82.0
+_EMOJI = re.compile(r"[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\uFE0F\u200D]")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    target_id: str
+    kind: str  # "faq" | "flow"
+    topic: str
+    score: float
+    label: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the core will do with a question. `outcome` is one of OUTCOMES."""
+
+    outcome: str
+    target_id: str | None = None
+    kind: str | None = None
+    topic: str | None = None
+    score: float = 0.0
+    candidates: tuple[Candidate, ...] = ()
+    smalltalk: str | None = None
+    numbers: tuple[str, ...] = ()
+    normalized: str = ""
+
+    @property
+    def faq_id(self) -> str | None:
+        return self.target_id if self.kind == "faq" else None
+
+    @property
+    def flow_id(self) -> str | None:
+        return self.target_id if self.kind == "flow" else None
+
+
+OUTCOMES = ("answer", "flow", "clarify", "fallback", "smalltalk", "contacts", "number_check")
+
+
+@dataclass
+class _Doc:
+    target: int
+    tokens: tuple[str, ...]
+    weight: float = 0.0
+
+
+@dataclass
+class _Target:
+    id: str
+    kind: str
+    topic: str
+    label: str
+
+
+@dataclass
+class Matcher:
+    """Built once per knowledge version; `decide` is pure CPU work."""
+
+    knowledge: Knowledge
+    normalizer: Normalizer = field(init=False)
+    targets: list[_Target] = field(init=False, default_factory=list)
+    docs: list[_Doc] = field(init=False, default_factory=list)
+    postings: dict[str, list[int]] = field(init=False, default_factory=dict)
+    idf: dict[str, float] = field(init=False, default_factory=dict)
+    smalltalk_words: dict[str, str] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        k = self.knowledge
+        self.normalizer = Normalizer(k.synonyms, k.filler)
+        for entry in k.faq.values():
+            self._add_target(entry.id, "faq", entry.topic, entry.question, (entry.question, *entry.phrasings))
+        for flow in k.flows.values():
+            self._add_target(flow.id, "flow", flow.topic, flow.title, flow.phrasings)
+        df: dict[str, set[int]] = defaultdict(set)
+        postings: dict[str, list[int]] = defaultdict(list)
+        for index, doc in enumerate(self.docs):
+            for token in set(doc.tokens):
+                df[token].add(doc.target)
+                postings[token].append(index)
+        n = max(len(self.targets), 1)
+        self.idf = {t: math.log((n + 1) / (len(ts) + 0.5)) for t, ts in df.items()}
+        self.unknown_idf = math.log((n + 1) / 0.5)
+        self.postings = dict(postings)
+        self.vocabulary = list(self.postings)
+        for doc in self.docs:
+            doc.weight = sum(self.idf[t] for t in set(doc.tokens))
+        for intent in k.smalltalk:
+            for phrasing in intent.phrasings:
+                for word in self.normalizer(phrasing).words:
+                    self.smalltalk_words.setdefault(word, intent.id)
+        self._expansions: dict[str, tuple[tuple[str, float], ...]] = {}
+
+    def _add_target(self, ident: str, kind: str, topic: str, label: str, phrasings: tuple[str, ...]) -> None:
+        self.targets.append(_Target(ident, kind, topic, label))
+        target = len(self.targets) - 1
+        seen: set[tuple[str, ...]] = set()
+        for phrasing in phrasings:
+            tokens = self.normalizer(phrasing).content
+            if tokens and tokens not in seen:
+                seen.add(tokens)
+                self.docs.append(_Doc(target, tokens))
+
+    # -- ranking ---------------------------------------------------------------------------------
+
+    def expand(self, token: str) -> tuple[tuple[str, float], ...]:
+        """Vocabulary words a question word may stand for, with similarity 0..1."""
+        cached = self._expansions.get(token)
+        if cached is not None:
+            return cached
+        if token in self.postings:
+            result: tuple[tuple[str, float], ...] = ((token, 1.0),)
+        elif len(token) < 4:
+            result = ()
+        else:
+            found = process.extract(token, self.vocabulary, scorer=fuzz.ratio, score_cutoff=FUZZY_CUTOFF, limit=3)
+            result = tuple((word, score / 100.0) for word, score, _ in found)
+        if len(self._expansions) < 100_000:
+            self._expansions[token] = result
+        return result
+
+    def rank(self, tokens: tuple[str, ...], *, exclude_doc: int | None = None) -> list[Candidate]:
+        """Targets by score (0..100), best first."""
+        query = list(dict.fromkeys(tokens))
+        if not query:
+            return []
+        recall: dict[int, float] = defaultdict(float)
+        precision: dict[int, float] = defaultdict(float)
+        query_weight = 0.0
+        for q in query:
+            expansions = self.expand(q)
+            q_idf = max((self.idf[w] for w, _ in expansions), default=self.unknown_idf)
+            query_weight += q_idf
+            best_for_q: dict[int, float] = {}
+            for word, similarity in expansions:
+                w_idf = self.idf[word]
+                for doc in self.postings[word]:
+                    recall[doc] += w_idf * similarity
+                    if similarity > best_for_q.get(doc, 0.0):
+                        best_for_q[doc] = similarity
+            for doc, similarity in best_for_q.items():
+                precision[doc] += q_idf * similarity
+        best: dict[int, float] = {}
+        for doc_index, r in recall.items():
+            if doc_index == exclude_doc:
+                continue
+            doc = self.docs[doc_index]
+            r_norm = min(r / doc.weight, 1.0) if doc.weight else 0.0
+            p_norm = min(precision[doc_index] / query_weight, 1.0)
+            # Recall counts more: long stories explain more than any phrasing says.
+            score = 100.0 * (r_norm**0.6) * (p_norm**0.4)
+            if score > best.get(doc.target, 0.0):
+                best[doc.target] = score
+        ranked = sorted(best.items(), key=lambda kv: -kv[1])
+        return [
+            Candidate(
+                self.targets[t].id, self.targets[t].kind, self.targets[t].topic, round(s, 1), self.targets[t].label
+            )
+            for t, s in ranked
+        ]
+
+    # -- deciding --------------------------------------------------------------------------------
+
+    def decide(self, text: str) -> Decision:
+        """One decision for a free-text message (commands and buttons are the dialogue's business)."""
+        numbers = tuple(phones.find_numbers(text))
+        normalized = self.normalizer(text)
+        if numbers:
+            return Decision(
+                "number_check", topic="fraud_security", numbers=numbers, normalized=" ".join(normalized.content)
+            )
+        smalltalk = self._smalltalk(text, normalized)
+        if smalltalk:
+            return Decision("smalltalk", topic="greeting_smalltalk", smalltalk=smalltalk)
+        content = tuple(w for w in normalized.content if w not in self.smalltalk_words or w == "не")
+        return self.decide_tokens(content)
+
+    def decide_tokens(self, content: tuple[str, ...]) -> Decision:
+        candidates = self.rank(content)
+        top = tuple(candidates[:MAX_CLARIFY])
+        normalized = " ".join(content)
+        if not candidates or candidates[0].score < CLARIFY_SCORE:
+            return Decision(
+                "fallback", score=candidates[0].score if candidates else 0.0, candidates=top, normalized=normalized
+            )
+        first = candidates[0]
+        rival = next((c for c in candidates[1:] if c.topic != first.topic), None)
+        margin = first.score - rival.score if rival else first.score
+        if first.score >= ANSWER_SCORE and margin >= ANSWER_MARGIN:
+            outcome = "flow" if first.kind == "flow" else "answer"
+            return Decision(outcome, first.target_id, first.kind, first.topic, first.score, top, normalized=normalized)
+        close = tuple(c for c in candidates[:MAX_CLARIFY] if c.score >= CLARIFY_SCORE)
+        return Decision("clarify", None, None, first.topic, first.score, close, normalized=normalized)
+
+    def _smalltalk(self, text: str, normalized: Normalized) -> str | None:
+        words = normalized.words
+        if not words:
+            emoji = _EMOJI.findall(text)
+            if not emoji:
+                return None
+            for intent in self.knowledge.smalltalk:
+                if any(e in p for p in intent.phrasings for e in emoji):
+                    return intent.id
+            return "hello"
+        if "не" in words:
+            return None
+        intents = [self.smalltalk_words[w] for w in words if w in self.smalltalk_words]
+        rest = [w for w in normalized.content if w not in self.smalltalk_words]
+        if not intents or rest:
+            return None
+        # "ты бот" outranks "привет" in "привет, ты бот?": the last intent named is the point.
+        return intents[-1]

@@ -1,0 +1,99 @@
+"""The storage port. Every method is one atomic step; implementations must be safe to call from
+many coroutines at once (the dialogue handles different chats concurrently)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from bot.records import OutboxItem, Session, Ticket, TicketMessage, UnansweredGroup
+
+
+@dataclass(frozen=True)
+class Turn:
+    """Everything one handled message changes, saved together."""
+
+    session: Session
+    update_id: str | None = None
+    transcript: tuple[tuple[str, str], ...] = ()  # (role, redacted text)
+    unanswered: tuple[tuple[str, str, str], ...] = ()  # (redacted text, normalized, outcome)
+    at: float = 0.0
+    outbox: tuple[OutboxItem, ...] = field(default=())
+
+
+class Store(ABC):
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Prepare the store (connect, migrate)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources."""
+
+    # conversations
+    @abstractmethod
+    async def seen_update(self, platform: str, update_id: str) -> bool: ...
+
+    @abstractmethod
+    async def load_session(self, platform: str, chat_id: str) -> Session | None: ...
+
+    @abstractmethod
+    async def commit_turn(self, turn: Turn) -> None:
+        """Save the session, mark the update processed, append transcript, log unanswered, enqueue."""
+
+    @abstractmethod
+    async def recent_transcript(self, platform: str, chat_id: str, limit: int) -> list[tuple[str, str]]: ...
+
+    # tickets
+    @abstractmethod
+    async def create_ticket(self, ticket: Ticket, messages: list[TicketMessage]) -> Ticket:
+        """Store a new ticket with its first messages; returns it with its number assigned."""
+
+    @abstractmethod
+    async def get_ticket(self, number: int) -> Ticket | None: ...
+
+    @abstractmethod
+    async def open_ticket_for(self, platform: str, chat_id: str) -> Ticket | None: ...
+
+    @abstractmethod
+    async def update_ticket(self, ticket: Ticket) -> None: ...
+
+    @abstractmethod
+    async def list_tickets(self, status: str | None = None, overdue_at: float | None = None) -> list[Ticket]: ...
+
+    @abstractmethod
+    async def add_ticket_message(self, message: TicketMessage) -> None: ...
+
+    @abstractmethod
+    async def ticket_messages(self, number: int) -> list[TicketMessage]: ...
+
+    @abstractmethod
+    async def find_ticket_by_desk_ref(self, desk_ref: str) -> Ticket | None: ...
+
+    # outbox
+    @abstractmethod
+    async def enqueue(self, item: OutboxItem) -> int: ...
+
+    @abstractmethod
+    async def due(self, platforms: tuple[str, ...], now: float, limit: int = 50) -> list[OutboxItem]: ...
+
+    @abstractmethod
+    async def mark_sent(self, item_id: int) -> None: ...
+
+    @abstractmethod
+    async def retry_later(self, item_id: int, next_at: float, error: str) -> None: ...
+
+    @abstractmethod
+    async def give_up(self, item_id: int, error: str) -> None: ...
+
+    @abstractmethod
+    async def pending_count(self, platform: str | None = None) -> int: ...
+
+    # chats that cannot be written to (blocked the bot, forbid messages)
+    @abstractmethod
+    async def set_chat_blocked(self, platform: str, chat_id: str, blocked: bool) -> None: ...
+
+    @abstractmethod
+    async def is_chat_blocked(self, platform: str, chat_id: str) -> bool: ...
+
+    # the editors' to-do list
+    @abstractmethod
+    async def unanswered(self, since: float, limit: int = 30) -> list[UnansweredGroup]: ...

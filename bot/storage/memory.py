@@ -1,0 +1,135 @@
+"""The in-memory twin of the SQLite store: same contract, for tests and quick runs."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections import Counter, defaultdict
+
+from bot.records import OPEN_STATUSES, OutboxItem, Session, Ticket, TicketMessage, UnansweredGroup
+from bot.storage.base import Store, Turn
+
+
+class MemoryStore(Store):
+    def __init__(self) -> None:
+        self.sessions: dict[tuple[str, str], Session] = {}
+        self.updates: set[tuple[str, str]] = set()
+        self.transcripts: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+        self.tickets: dict[int, Ticket] = {}
+        self.messages: dict[int, list[TicketMessage]] = defaultdict(list)
+        self.outbox: dict[int, OutboxItem] = {}
+        self.blocked: set[tuple[str, str]] = set()
+        self.unanswered_log: list[tuple[str, str, str, float]] = []
+
+    async def seen_update(self, platform: str, update_id: str) -> bool:
+        return (platform, update_id) in self.updates
+
+    async def load_session(self, platform: str, chat_id: str) -> Session | None:
+        session = self.sessions.get((platform, chat_id))
+        return copy.deepcopy(session) if session else None
+
+    async def commit_turn(self, turn: Turn) -> None:
+        key = (turn.session.platform, turn.session.chat_id)
+        self.sessions[key] = copy.deepcopy(turn.session)
+        if turn.update_id:
+            self.updates.add((turn.session.platform, turn.update_id))
+        self.transcripts[key].extend(turn.transcript)
+        for text, normalized, outcome in turn.unanswered:
+            self.unanswered_log.append((text, normalized, outcome, turn.at))
+        for item in turn.outbox:
+            await self.enqueue(item)
+
+    async def recent_transcript(self, platform: str, chat_id: str, limit: int) -> list[tuple[str, str]]:
+        return list(self.transcripts[(platform, chat_id)][-limit:]) if limit > 0 else []
+
+    async def create_ticket(self, ticket: Ticket, messages: list[TicketMessage]) -> Ticket:
+        number = max(self.tickets, default=0) + 1
+        stored = dataclasses.replace(ticket, number=number)
+        self.tickets[number] = stored
+        self.messages[number] = [dataclasses.replace(m, ticket=number) for m in messages]
+        return copy.deepcopy(stored)
+
+    async def get_ticket(self, number: int) -> Ticket | None:
+        ticket = self.tickets.get(number)
+        return copy.deepcopy(ticket) if ticket else None
+
+    async def open_ticket_for(self, platform: str, chat_id: str) -> Ticket | None:
+        for ticket in self.tickets.values():
+            if ticket.platform == platform and ticket.chat_id == chat_id and ticket.status in OPEN_STATUSES:
+                return copy.deepcopy(ticket)
+        return None
+
+    async def update_ticket(self, ticket: Ticket) -> None:
+        self.tickets[ticket.number] = copy.deepcopy(ticket)
+
+    async def list_tickets(self, status: str | None = None, overdue_at: float | None = None) -> list[Ticket]:
+        result = []
+        for ticket in sorted(self.tickets.values(), key=lambda t: t.number):
+            if status and ticket.status != status:
+                continue
+            if overdue_at is not None and not (ticket.status in OPEN_STATUSES and ticket.due_at < overdue_at):
+                continue
+            result.append(copy.deepcopy(ticket))
+        return result
+
+    async def add_ticket_message(self, message: TicketMessage) -> None:
+        self.messages[message.ticket].append(message)
+
+    async def ticket_messages(self, number: int) -> list[TicketMessage]:
+        return list(self.messages.get(number, []))
+
+    async def find_ticket_by_desk_ref(self, desk_ref: str) -> Ticket | None:
+        for ticket in self.tickets.values():
+            if ticket.desk_ref == desk_ref:
+                return copy.deepcopy(ticket)
+        return None
+
+    async def enqueue(self, item: OutboxItem) -> int:
+        item_id = max(self.outbox, default=0) + 1
+        self.outbox[item_id] = dataclasses.replace(item, id=item_id)
+        return item_id
+
+    async def due(self, platforms: tuple[str, ...], now: float, limit: int = 50) -> list[OutboxItem]:
+        items = [
+            i for i in self.outbox.values() if i.status == "pending" and i.platform in platforms and i.next_at <= now
+        ]
+        return [copy.deepcopy(i) for i in sorted(items, key=lambda i: i.id)[:limit]]
+
+    async def mark_sent(self, item_id: int) -> None:
+        self.outbox[item_id].status = "sent"
+
+    async def retry_later(self, item_id: int, next_at: float, error: str) -> None:
+        item = self.outbox[item_id]
+        item.attempts += 1
+        item.next_at = next_at
+        item.error = error
+
+    async def give_up(self, item_id: int, error: str) -> None:
+        item = self.outbox[item_id]
+        item.status = "dead"
+        item.error = error
+
+    async def pending_count(self, platform: str | None = None) -> int:
+        return sum(1 for i in self.outbox.values() if i.status == "pending" and platform in (None, i.platform))
+
+    async def set_chat_blocked(self, platform: str, chat_id: str, blocked: bool) -> None:
+        if blocked:
+            self.blocked.add((platform, chat_id))
+        else:
+            self.blocked.discard((platform, chat_id))
+
+    async def is_chat_blocked(self, platform: str, chat_id: str) -> bool:
+        return (platform, chat_id) in self.blocked
+
+    async def unanswered(self, since: float, limit: int = 30) -> list[UnansweredGroup]:
+        counts: Counter[str] = Counter()
+        example: dict[str, str] = {}
+        last: dict[str, float] = {}
+        for text, normalized, _outcome, at in self.unanswered_log:
+            if at < since:
+                continue
+            counts[normalized] += 1
+            example[normalized] = text
+            last[normalized] = max(at, last.get(normalized, 0.0))
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], -last[kv[0]]))[:limit]
+        return [UnansweredGroup(n, c, example[n], last[n]) for n, c in ranked]

@@ -1,0 +1,225 @@
+"""Handoff to people: opening tickets, and what staff do with them.
+
+A ticket's number is what the citizen sees ("№ 12"). Everything staff write to a citizen goes
+through the persistent outbox to the citizen's platform, and every change is also put in the
+outbox for the operators' desk (platform "desk"), so a Telegram forum, or any later desk, can show
+it; neither side is lost when a process restarts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.knowledge import Knowledge
+from bot.messages import Button, Reply
+from bot.records import OutboxItem, Session, Ticket, TicketMessage
+from bot.safety import redact
+from bot.storage.base import Store
+
+DESK = "desk"
+TRANSCRIPT_LINES = 20
+
+
+class TicketError(Exception):
+    """A staff action that cannot be done (unknown number, already closed …); the message says why."""
+
+
+def ticket_label(number: int) -> str:
+    return f"№ {number}"
+
+
+@dataclass(frozen=True)
+class TicketView:
+    ticket: Ticket
+    messages: list[TicketMessage]
+
+
+def ticket_card(ticket: Ticket, messages: list[TicketMessage], k: Knowledge | None = None) -> str:
+    """What staff see first about a ticket (plain text)."""
+    topic = k.topics[ticket.topic].title if k and ticket.topic in k.topics else ticket.topic
+    lines = [
+        f"Обращение {ticket_label(ticket.number)} · {'СРОЧНО' if ticket.priority == 'urgent' else 'обычное'} · {topic}",
+        f"Платформа: {ticket.platform}, чат {ticket.chat_id}" + (f", {ticket.user_name}" if ticket.user_name else ""),
+        f"Статус: {ticket.status}" + (f", ведёт {ticket.operator}" if ticket.operator else ""),
+        f"Создано: {_when(ticket.created_at)}, ответить до {_when(ticket.due_at)}",
+    ]
+    if ticket.steps_tried:
+        lines.append("Уже пробовал(а): " + ", ".join(ticket.steps_tried))
+    if ticket.candidates:
+        lines.append(
+            "Кандидаты бота: "
+            + ", ".join(f"{c.get('id')} ({c.get('topic')}, {c.get('score')})" for c in ticket.candidates)
+        )
+    if ticket.rating is not None:
+        lines.append(f"Оценка: {ticket.rating}/5")
+    if messages:
+        lines.append("Переписка:")
+        names = {"citizen": "Гражданин", "bot": "Бот", "operator": "Оператор", "note": "Заметка", "system": "•"}
+        for m in messages:
+            who = names.get(m.role, m.role) + (f" ({m.author})" if m.author and m.role in ("operator", "note") else "")
+            lines.append(f"{who}: {m.text}")
+    return "\n".join(lines)
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+class Desk:
+    """Ticket operations shared by the dialogue (citizen side) and every staff front end."""
+
+    def __init__(self, store: Store, knowledge: Callable[[], Knowledge], clock: Callable[[], float] = time.time):
+        self.store = store
+        self.knowledge = knowledge
+        self.clock = clock
+
+    # -- citizen side ----------------------------------------------------------------------------
+
+    async def open(
+        self, session: Session, reason: str, this_turn: list[tuple[str, str]], topic: str | None = None
+    ) -> Ticket:
+        k = self.knowledge()
+        now = self.clock()
+        topic = topic or session.last_topic or "other_out_of_scope"
+        if topic not in k.topics:
+            topic = "other_out_of_scope"
+        priority = k.topics[topic].priority
+        history = await self.store.recent_transcript(session.platform, session.chat_id, TRANSCRIPT_LINES)
+        lines = (history + this_turn)[-TRANSCRIPT_LINES:]
+        ticket = Ticket(
+            number=0,
+            platform=session.platform,
+            chat_id=session.chat_id,
+            topic=topic,
+            priority=priority,
+            status="open",
+            created_at=now,
+            due_at=now + k.answer_time[priority].minutes * 60,
+            user_id=session.user_id,
+            user_name=session.user_name,
+            reason=reason,
+            steps_tried=list(session.steps_tried),
+            candidates=list(session.last_candidates),
+        )
+        messages = [TicketMessage(0, role, text, now) for role, text in lines]
+        ticket = await self.store.create_ticket(ticket, messages)
+        await self._to_desk(ticket, "opened", ticket_card(ticket, await self.store.ticket_messages(ticket.number), k))
+        return ticket
+
+    async def citizen_wrote(self, ticket: Ticket, text: str, attachments: tuple[str, ...] = ()) -> None:
+        now = self.clock()
+        body = text
+        if attachments:
+            body = (body + " " if body else "") + " ".join(f"[{a}]" for a in attachments)
+        await self.store.add_ticket_message(TicketMessage(ticket.number, "citizen", body, now))
+        await self._to_desk(ticket, "citizen", body)
+
+    async def cancel(self, ticket: Ticket) -> None:
+        ticket.status = "cancelled"
+        ticket.closed_at = self.clock()
+        await self.store.update_ticket(ticket)
+        await self.store.add_ticket_message(
+            TicketMessage(ticket.number, "system", "Гражданин отменил обращение", ticket.closed_at)
+        )
+        await self._to_desk(ticket, "cancelled", f"Обращение {ticket_label(ticket.number)} отменено гражданином")
+
+    async def rate(self, ticket: Ticket, rating: int) -> None:
+        ticket.rating = rating
+        await self.store.update_ticket(ticket)
+        await self.store.add_ticket_message(TicketMessage(ticket.number, "system", f"Оценка {rating}/5", self.clock()))
+        await self._to_desk(ticket, "rated", f"Оценка обращения {ticket_label(ticket.number)}: {rating}/5")
+
+    # -- staff side ------------------------------------------------------------------------------
+
+    async def get(self, number: int) -> Ticket:
+        ticket = await self.store.get_ticket(number)
+        if ticket is None:
+            raise TicketError(f"обращения {ticket_label(number)} нет")
+        return ticket
+
+    async def view(self, number: int) -> TicketView:
+        ticket = await self.get(number)
+        return TicketView(ticket, await self.store.ticket_messages(number))
+
+    async def take(self, number: int, operator: str) -> Ticket:
+        ticket = await self._open_one(number)
+        ticket.status = "taken"
+        ticket.operator = operator
+        await self.store.update_ticket(ticket)
+        await self.store.add_ticket_message(
+            TicketMessage(number, "system", f"Взял(а) в работу: {operator}", self.clock())
+        )
+        await self._to_citizen(ticket, Reply(self.knowledge().text("ticket_taken", ticket=ticket_label(number))))
+        await self._to_desk(ticket, "taken", f"{operator} взял(а) обращение {ticket_label(number)}")
+        return ticket
+
+    async def reply(self, number: int, text: str, operator: str) -> Ticket:
+        ticket = await self._open_one(number)
+        clean = redact(text.strip()).text
+        if not clean:
+            raise TicketError("пустой ответ")
+        if ticket.status == "open":
+            ticket.status = "taken"
+            ticket.operator = operator
+            await self.store.update_ticket(ticket)
+        await self.store.add_ticket_message(TicketMessage(number, "operator", clean, self.clock(), operator))
+        k = self.knowledge()
+        await self._to_citizen(ticket, Reply(k.text("operator_reply", ticket=ticket_label(number), text=clean)))
+        return ticket
+
+    async def note(self, number: int, text: str, operator: str) -> Ticket:
+        ticket = await self.get(number)
+        await self.store.add_ticket_message(
+            TicketMessage(number, "note", redact(text.strip()).text, self.clock(), operator)
+        )
+        return ticket
+
+    async def close(self, number: int, operator: str) -> Ticket:
+        ticket = await self._open_one(number)
+        ticket.status = "closed"
+        ticket.closed_at = self.clock()
+        ticket.operator = ticket.operator or operator
+        await self.store.update_ticket(ticket)
+        await self.store.add_ticket_message(TicketMessage(number, "system", f"Закрыл(а): {operator}", ticket.closed_at))
+        k = self.knowledge()
+        stars = tuple(Button("⭐" * n, f"r:{number}:{n}") for n in range(1, 6))
+        await self._to_citizen(ticket, Reply(k.text("ticket_closed", ticket=ticket_label(number)), stars))
+        await self._to_desk(ticket, "closed", f"Обращение {ticket_label(number)} закрыто ({operator})")
+        return ticket
+
+    async def announce_overdue(self) -> list[Ticket]:
+        """Put each newly overdue ticket on the desk once; returns them."""
+        due = [t for t in await self.store.list_tickets(overdue_at=self.clock()) if not t.overdue_announced]
+        for ticket in due:
+            ticket.overdue_announced = True
+            await self.store.update_ticket(ticket)
+            await self._to_desk(
+                ticket, "overdue", f"⏰ Просрочено обращение {ticket_label(ticket.number)} ({ticket.topic})"
+            )
+        return due
+
+    async def set_desk_ref(self, ticket: Ticket, desk_ref: str | None) -> None:
+        ticket.desk_ref = desk_ref
+        await self.store.update_ticket(ticket)
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    async def _open_one(self, number: int) -> Ticket:
+        ticket = await self.get(number)
+        if not ticket.is_open:
+            raise TicketError(
+                f"обращение {ticket_label(number)} уже {'закрыто' if ticket.status == 'closed' else 'отменено'}"
+            )
+        return ticket
+
+    async def _to_citizen(self, ticket: Ticket, reply: Reply) -> None:
+        await self.store.enqueue(
+            OutboxItem(ticket.platform, ticket.chat_id, reply, ticket=ticket.number, created_at=self.clock())
+        )
+
+    async def _to_desk(self, ticket: Ticket, event: str, text: str) -> None:
+        await self.store.enqueue(
+            OutboxItem(DESK, "", Reply(text), ticket=ticket.number, event=event, created_at=self.clock())
+        )
