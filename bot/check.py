@@ -12,22 +12,25 @@ from bot.knowledge import Knowledge, KnowledgeError, load_knowledge, parse_knowl
 from bot.matching import Matcher
 from bot.yamlpos import Problem
 
-# The other entry must win by this much: near-ties between sibling entries are the matcher's
-# "did you mean" business, not an editing error.
-CONFUSION_MARGIN = 5.0
-
 
 def confusions(matcher: Matcher) -> list[Problem]:
-    """Phrasings that rank another entry above their own."""
+    """Phrasings that, left out of their own entry, would be answered confidently by another topic.
+
+    That is exactly the citizen's experience: someone writing this phrasing gets another topic's
+    answer. Another entry of the same topic winning is not reported: the citizen still lands in the
+    right place, and near-ties there are the matcher's "did you mean".
+    """
     problems: list[Problem] = []
     k = matcher.knowledge
     for doc_index, doc in enumerate(matcher.docs):
         own = matcher.targets[doc.target]
-        ranking = matcher.rank(doc.tokens, exclude_doc=doc_index)
-        own_score = next((c.score for c in ranking if c.target_id == own.id), 0.0)
-        best_other = next((c for c in ranking if c.target_id != own.id), None)
-        if best_other is None or best_other.score < own_score + CONFUSION_MARGIN:
+        if own.kind == "oos":
             continue
+        ranking = matcher.rank(doc.tokens, exclude_doc=doc_index)
+        decision = matcher.decide_ranked(ranking, doc.tokens)
+        if decision.outcome not in ("answer", "flow") or decision.topic == own.topic:
+            continue
+        own_score = next((c.score for c in ranking if c.target_id == own.id), 0.0)
         item = k.faq.get(own.id) or k.flows.get(own.id)
         if item is None:
             continue
@@ -36,8 +39,8 @@ def confusions(matcher: Matcher) -> list[Problem]:
             Problem(
                 item.file,
                 line,
-                f"phrasing '{phrasing}' of '{own.id}' matches '{best_other.target_id}' better "
-                f"({best_other.score:.0f} against {own_score:.0f}); reword it or move it",
+                f"phrasing '{phrasing}' of '{own.id}' matches '{decision.target_id}' ({decision.topic}) better "
+                f"({decision.score:.0f} against {own_score:.0f}); reword it or move it",
             )
         )
     return problems

@@ -103,11 +103,12 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _load_matcher(settings: Settings):  # type: ignore[no-untyped-def]
-    from bot.check import validate_dir
-    from bot.knowledge import KnowledgeError
+    """Structure must be valid; confusable phrasings are `check`'s business, not a reason to refuse `ask`."""
+    from bot.knowledge import KnowledgeError, load_knowledge
+    from bot.matching import Matcher
 
     try:
-        return validate_dir(settings.knowledge)[1]
+        return Matcher(load_knowledge(settings.knowledge))
     except KnowledgeError as exc:
         print(f"the knowledge in {settings.knowledge} has problems; run `gosbot check`:\n{exc}", file=sys.stderr)
         raise SystemExit(1) from exc

@@ -20,7 +20,7 @@ from rapidfuzz import fuzz
 from bot.check import validate_dir
 from bot.flows import Payload, menu_buttons, parse_payload, step_reply
 from bot.knowledge import Flow, Knowledge, KnowledgeError, fingerprint
-from bot.matching import Decision, Matcher
+from bot.matching import OUT_OF_SCOPE, Decision, Matcher
 from bot.messages import Button, Incoming, Reply
 from bot.phones import pretty
 from bot.records import Session
@@ -236,7 +236,8 @@ class Dialogue:
             buttons = [Button(c.label[:60], f"{'f' if c.kind == 'flow' else 'a'}:{c.target_id}") for c in d.candidates]
             t.say(Reply(k.text("clarify"), (*buttons, operator)))
             return
-        t.say(Reply(k.text("fallback"), (operator, Button(k.text("btn_phone"), "phone"))))
+        key = "out_of_scope" if d.target_id == OUT_OF_SCOPE else "fallback"
+        t.say(Reply(k.text(key), (operator, Button(k.text("btn_phone"), "phone"))))
 
     def _answer(self, t: _Turn, faq_id: str) -> None:
         k = t.k

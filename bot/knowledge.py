@@ -31,6 +31,7 @@ MESSAGE_KEYS: dict[str, frozenset[str]] = {
     "help": frozenset(),
     "phone": frozenset(),
     "fallback": frozenset(),
+    "out_of_scope": frozenset(),
     "clarify": frozenset(),
     "empty": frozenset(),
     "non_text": frozenset(),
@@ -161,6 +162,8 @@ class Knowledge:
     messages: dict[str, str]
     smalltalk: tuple[SmalltalkIntent, ...]
     filler: tuple[str, ...] = ()
+    out_of_scope: tuple[str, ...] = ()  # questions about other services: answered "not here"
+    other_services: tuple[str, ...] = ()  # names that mark a message as about another service
     version: str = ""
     official_numbers: dict[str, Contact] = field(default_factory=dict)
 
@@ -231,7 +234,7 @@ def parse_knowledge(texts: dict[str, str]) -> Knowledge:
     topics, answer_time = builder.topics(docs["topics.yaml"])
     renderer = _Renderer(contacts, problems)
     synonyms = builder.synonyms(docs["synonyms.yaml"])
-    messages, smalltalk, filler = builder.messages(docs["messages.yaml"], renderer)
+    messages, smalltalk, filler, out_of_scope, other_services = builder.messages(docs["messages.yaml"], renderer)
     if "phone" in messages:
         # FAQ answers about support contacts can show the very card /phone shows.
         renderer.values["support_card"] = messages["phone"]
@@ -257,6 +260,8 @@ def parse_knowledge(texts: dict[str, str]) -> Knowledge:
         messages=messages,
         smalltalk=smalltalk,
         filler=filler,
+        out_of_scope=out_of_scope,
+        other_services=other_services,
         version=digest[:12],
         official_numbers=official,
     )
@@ -479,9 +484,15 @@ class _Builder:
             reply = renderer.render(self.text_field(item, "reply", file), file, item.line_of("reply"))
             intents.append(SmalltalkIntent(ident, tuple(phrasings), reply))
         filler: list[str] = []
+        out_of_scope: list[str] = []
         if isinstance(doc, PosMap) and "filler" in doc:
             filler, _ = self.text_list(doc, "filler", file)
-        return messages, tuple(intents), tuple(filler)
+        other_services: list[str] = []
+        if isinstance(doc, PosMap) and "out_of_scope" in doc:
+            out_of_scope, _ = self.text_list(doc, "out_of_scope", file)
+        if isinstance(doc, PosMap) and "other_services" in doc:
+            other_services, _ = self.text_list(doc, "other_services", file)
+        return messages, tuple(intents), tuple(filler), tuple(out_of_scope), tuple(other_services)
 
     def faq(self, doc: Any, topics: dict[str, Topic], renderer: _Renderer) -> dict[str, FaqEntry]:
         file = "faq.yaml"

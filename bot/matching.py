@@ -23,11 +23,13 @@ from bot.knowledge import Knowledge
 from bot.normalize import Normalized, Normalizer
 
 # Calibrated on shared/eval/dev.tsv (see bench/quality.py); change them only with a measurement.
-ANSWER_SCORE = 60.0
-ANSWER_MARGIN = 8.0
-CLARIFY_SCORE = 42.0
+ANSWER_SCORE = 45.0
+ANSWER_MARGIN = 3.0
+CLARIFY_SCORE = 40.0
 MAX_CLARIFY = 3
-FUZZY_CUTOFF = 82.0
+FUZZY_CUTOFF = 82.0  # for words of 4-6 letters; longer words tolerate more typos
+FUZZY_CUTOFF_LONG = 75.0
+RECALL_WEIGHT = 0.6  # score = recall^w * precision^(1-w)
 _EMOJI = re.compile(r"[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\uFE0F\u200D]")
 
 
@@ -63,6 +65,7 @@ class Decision:
         return self.target_id if self.kind == "flow" else None
 
 
+OUT_OF_SCOPE = "out_of_scope"  # the target made of messages.yaml's out_of_scope questions
 OUTCOMES = ("answer", "flow", "clarify", "fallback", "smalltalk", "contacts", "number_check")
 
 
@@ -100,6 +103,8 @@ class Matcher:
             self._add_target(entry.id, "faq", entry.topic, entry.question, (entry.question, *entry.phrasings))
         for flow in k.flows.values():
             self._add_target(flow.id, "flow", flow.topic, flow.title, flow.phrasings)
+        if k.out_of_scope:
+            self._add_target(OUT_OF_SCOPE, "oos", "other_out_of_scope", "", k.out_of_scope)
         df: dict[str, set[int]] = defaultdict(set)
         postings: dict[str, list[int]] = defaultdict(list)
         for index, doc in enumerate(self.docs):
@@ -118,6 +123,10 @@ class Matcher:
                 for word in self.normalizer(phrasing).words:
                     self.smalltalk_words.setdefault(word, intent.id)
         self._expansions: dict[str, tuple[tuple[str, float], ...]] = {}
+        # Names of other services (вконтакте, вайлдберриз, webmoney): a message naming one is about
+        # that service, however well the rest of it fits an entry. Words the FAQ itself uses don't count.
+        in_scope = {t for doc in self.docs if self.targets[doc.target].kind != "oos" for t in doc.tokens}
+        self.foreign = {t for name in k.other_services for t in self.normalizer(name).content if t not in in_scope}
 
     def _add_target(self, ident: str, kind: str, topic: str, label: str, phrasings: tuple[str, ...]) -> None:
         self.targets.append(_Target(ident, kind, topic, label))
@@ -141,7 +150,8 @@ class Matcher:
         elif len(token) < 4:
             result = ()
         else:
-            found = process.extract(token, self.vocabulary, scorer=fuzz.ratio, score_cutoff=FUZZY_CUTOFF, limit=3)
+            cutoff = FUZZY_CUTOFF_LONG if len(token) >= 7 else FUZZY_CUTOFF
+            found = process.extract(token, self.vocabulary, scorer=fuzz.ratio, score_cutoff=cutoff, limit=3)
             result = tuple((word, score / 100.0) for word, score, _ in found)
         if len(self._expansions) < 100_000:
             self._expansions[token] = result
@@ -176,7 +186,7 @@ class Matcher:
             r_norm = min(r / doc.weight, 1.0) if doc.weight else 0.0
             p_norm = min(precision[doc_index] / query_weight, 1.0)
             # Recall counts more: long stories explain more than any phrasing says.
-            score = 100.0 * (r_norm**0.6) * (p_norm**0.4)
+            score = 100.0 * (r_norm**RECALL_WEIGHT) * (p_norm ** (1.0 - RECALL_WEIGHT))
             if score > best.get(doc.target, 0.0):
                 best[doc.target] = score
         ranked = sorted(best.items(), key=lambda kv: -kv[1])
@@ -193,7 +203,7 @@ class Matcher:
         """One decision for a free-text message (commands and buttons are the dialogue's business)."""
         numbers = tuple(phones.find_numbers(text))
         normalized = self.normalizer(text)
-        if numbers:
+        if numbers and phones.asks_about_number(text, list(numbers), set(self.knowledge.official_numbers)):
             return Decision(
                 "number_check", topic="fraud_security", numbers=numbers, normalized=" ".join(normalized.content)
             )
@@ -204,14 +214,27 @@ class Matcher:
         return self.decide_tokens(content)
 
     def decide_tokens(self, content: tuple[str, ...]) -> Decision:
-        candidates = self.rank(content)
-        top = tuple(candidates[:MAX_CLARIFY])
+        return self.decide_ranked(self.rank(content), content)
+
+    def decide_ranked(self, candidates: list[Candidate], content: tuple[str, ...]) -> Decision:
+        """Thresholds and margins over a ranking (the checker reuses this with one phrasing left out)."""
+        top = tuple(c for c in candidates if c.kind != "oos")[:MAX_CLARIFY]
         normalized = " ".join(content)
         if not candidates or candidates[0].score < CLARIFY_SCORE:
             return Decision(
                 "fallback", score=candidates[0].score if candidates else 0.0, candidates=top, normalized=normalized
             )
         first = candidates[0]
+        if first.kind != "oos" and any(t in self.foreign for t in content):
+            first = next(c for c in candidates if c.kind == "oos")
+        if first.kind == "oos":
+            # Another service's question ("электронный дневник", "заказ на маркетплейсе"): say so.
+            others = tuple(c for c in candidates if c.kind != "oos")[:MAX_CLARIFY]
+            return Decision(
+                "fallback", OUT_OF_SCOPE, "oos", "other_out_of_scope", first.score, others, normalized=normalized
+            )
+        candidates = [c for c in candidates if c.kind != "oos"]
+        top = tuple(candidates[:MAX_CLARIFY])
         rival = next((c for c in candidates[1:] if c.topic != first.topic), None)
         margin = first.score - rival.score if rival else first.score
         if first.score >= ANSWER_SCORE and margin >= ANSWER_MARGIN:

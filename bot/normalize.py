@@ -15,8 +15,8 @@ from functools import lru_cache
 
 import pymorphy3
 
-_EN = "qwertyuiop[]asdfghjkl;'zxcvbnm,.`"
-_RU = "йцукенгшщзхъфывапролджэячсмитьбюё"
+_EN = "qwertyuiop[]asdfghjkl;'zxcvbnm,.`{}:\"<>~&"
+_RU = "йцукенгшщзхъфывапролджэячсмитьбюёхъжэбюё?"
 _EN_TO_RU = str.maketrans(_EN, _RU)
 _RU_TO_EN = str.maketrans(_RU, _EN)
 
@@ -80,7 +80,7 @@ _TRANSLIT = sorted(
 _TRANSLIT_RE = re.compile("|".join(re.escape(k) for k, _ in _TRANSLIT))
 _TRANSLIT_MAP = dict(_TRANSLIT)
 
-_LATIN_CHUNK = re.compile(r"^[a-z0-9;'\[\],.`]*[a-z][a-z0-9;'\[\],.`]*$")
+_LATIN_CHUNK = re.compile(r"^[a-z0-9;'\[\],.`{}:\"<>~&]*[a-z][a-z0-9;'\[\],.`{}:\"<>~&]*$")
 _TOKEN = re.compile(r"[а-я]+|[a-z0-9']*[a-z][a-z0-9']*")
 _EDGE_PUNCT = '!?"«»()…:-—–*'
 
@@ -101,6 +101,44 @@ def lemma(word: str) -> str:
 @lru_cache(maxsize=200_000)
 def is_known(word: str) -> bool:
     return len(word) > 1 and morph().word_is_known(word)
+
+
+_VOWEL_SWAPS = {"а": "о", "о": "а", "е": "и", "и": "е", "я": "е", "ы": "и", "ю": "у", "э": "е"}
+_CONSONANTS = set("бвгджзклмнпрстфхцчшщ")
+
+
+@lru_cache(maxsize=50_000)
+def spell_fix(word: str) -> str:
+    """A dictionary word for a misspelt one, trying the typical mistakes of fast phone typing.
+
+    Unstressed vowels (заблакирован, атклонили), a lost or extra double consonant (акаунт), one
+    extra letter (ужастный). Only known words are returned; otherwise the word is kept as it is and
+    the matcher's fuzzy expansion gets its chance.
+    """
+    if len(word) < 4 or is_known(word) or not ("а" <= word[0] <= "я"):
+        return word
+    candidates: list[str] = []
+    vowels = [i for i, ch in enumerate(word) if ch in _VOWEL_SWAPS]
+    for i in vowels:
+        candidates.append(word[:i] + _VOWEL_SWAPS[word[i]] + word[i + 1 :])
+    for i, ch in enumerate(word):
+        if ch in _CONSONANTS:
+            if i + 1 < len(word) and word[i + 1] == ch:
+                candidates.append(word[:i] + word[i + 1 :])
+            else:
+                candidates.append(word[: i + 1] + ch + word[i + 1 :])
+    for i in range(1, len(word)):
+        candidates.append(word[:i] + word[i + 1 :])
+    for a in range(len(vowels)):
+        for b in range(a + 1, len(vowels)):
+            i, j = vowels[a], vowels[b]
+            candidates.append(
+                word[:i] + _VOWEL_SWAPS[word[i]] + word[i + 1 : j] + _VOWEL_SWAPS[word[j]] + word[j + 1 :]
+            )
+    for candidate in candidates:
+        if is_known(candidate):
+            return candidate
+    return word
 
 
 def transliterate(word: str) -> str:
@@ -173,8 +211,7 @@ class Normalizer:
                 elif "а" <= token[0] <= "я" and not is_known(token):
                     # Latin typed on a Russian layout: "ыьы" is "sms".
                     latin = token.translate(_RU_TO_EN)
-                    if latin in self.latin:
-                        token = latin
+                    token = latin if latin in self.latin else spell_fix(token)
                 result.append(lemma(token))
         return result
 

@@ -43,6 +43,11 @@ def find_full_numbers(text: str) -> list[str]:
             continue
         if len(digits) == 11 and digits[0] not in "78":
             continue
+        # Ten bare digits are an application or document number more often than a phone, unless
+        # they look like a mobile number; "№ 3829104756" never is one.
+        before = text[: match.start()].rstrip()
+        if before.endswith(("№", "#", "N")) or (len(digits) == 10 and match.group().isdigit() and digits[0] != "9"):
+            continue
         number = canonical(match.group())
         if number and number not in found:
             found.append(number)
@@ -63,6 +68,24 @@ def find_numbers(text: str) -> list[str]:
 
 def _looks_like_year(value: str) -> bool:
     return len(value) == 4 and value[:2] in ("19", "20")
+
+
+_VERIFY_CONTEXT = re.compile(
+    r"\bзвон|\bпозвон|\bнабира|правда|официальн|настоящ|мошен|развод|это\s+госуслуг|с\s+него|с\s+этого|"
+    r"пришл|прислал|пишут|написал|просил|безопасн",
+    re.IGNORECASE,
+)
+
+
+def asks_about_number(text: str, numbers: list[str], official: set[str]) -> bool:
+    """Whether a message with numbers asks "is this number official?" rather than how to reach support.
+
+    Any unknown number is worth a warning; a message naming only official numbers ("на 115 не
+    дозвониться") is about contacting support unless it speaks of calls, messages or trust.
+    """
+    if any(n not in official for n in numbers):
+        return True
+    return bool(_VERIFY_CONTEXT.search(text))
 
 
 def looks_like_phone(text: str) -> bool:

@@ -1,0 +1,80 @@
+"""Shared fixtures: the shipped knowledge, real SQLite files in tmp_path, and a guard against the internet."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.dialogue import Dialogue, KnowledgeSource
+from bot.knowledge import load_knowledge
+from bot.matching import Matcher
+from bot.storage import MemoryStore, SqliteStore
+
+ROOT = Path(__file__).resolve().parent.parent
+KNOWLEDGE = ROOT / "knowledge"
+
+
+def _is_local(address: object) -> bool:
+    if isinstance(address, tuple) and address:
+        host = str(address[0])
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+    return True  # unix sockets, socketpairs
+
+
+@pytest.fixture(autouse=True)
+def no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any test that tries to reach beyond 127.0.0.1 fails loudly (the python-telegram-bot OfflineRequest idea)."""
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def guarded(self: socket.socket, address: object) -> object:
+        if not _is_local(address):
+            raise RuntimeError(f"test tried to reach the network: {address!r}")
+        return real_connect(self, address)  # type: ignore[arg-type]
+
+    def guarded_ex(self: socket.socket, address: object) -> int:
+        if not _is_local(address):
+            raise RuntimeError(f"test tried to reach the network: {address!r}")
+        return real_connect_ex(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded_ex)
+
+
+@pytest.fixture(scope="session")
+def shipped() -> tuple:
+    """The shipped knowledge and its matcher, built once per test session."""
+    knowledge = load_knowledge(KNOWLEDGE)
+    return knowledge, Matcher(knowledge)
+
+
+@pytest.fixture
+def source(shipped: tuple) -> KnowledgeSource:
+    return KnowledgeSource.fixed(*shipped)
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    store = SqliteStore(tmp_path / "gosbot.sqlite3")
+    await store.open()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def dialogue(source: KnowledgeSource, sqlite_store: SqliteStore) -> Dialogue:
+    return Dialogue(source, sqlite_store)
+
+
+@pytest.fixture
+def memory_store() -> MemoryStore:
+    return MemoryStore()
