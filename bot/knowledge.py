@@ -234,10 +234,10 @@ def parse_knowledge(texts: dict[str, str]) -> Knowledge:
     topics, answer_time = builder.topics(docs["topics.yaml"])
     renderer = _Renderer(contacts, problems)
     synonyms = builder.synonyms(docs["synonyms.yaml"])
-    messages, smalltalk, filler, out_of_scope, other_services = builder.messages(docs["messages.yaml"], renderer)
-    if "phone" in messages:
+    texts_file = builder.messages(docs["messages.yaml"], renderer)
+    if "phone" in texts_file.messages:
         # FAQ answers about support contacts can show the very card /phone shows.
-        renderer.values["support_card"] = messages["phone"]
+        renderer.values["support_card"] = texts_file.messages["phone"]
     faq = builder.faq(docs["faq.yaml"], topics, renderer)
     flows = builder.flows(docs["flows.yaml"], topics, renderer, set(faq))
     builder.check_references(faq, flows, docs["faq.yaml"])
@@ -257,14 +257,23 @@ def parse_knowledge(texts: dict[str, str]) -> Knowledge:
         faq=faq,
         flows=flows,
         synonyms=synonyms,
-        messages=messages,
-        smalltalk=smalltalk,
-        filler=filler,
-        out_of_scope=out_of_scope,
-        other_services=other_services,
+        messages=texts_file.messages,
+        smalltalk=texts_file.smalltalk,
+        filler=texts_file.filler,
+        out_of_scope=texts_file.out_of_scope,
+        other_services=texts_file.other_services,
         version=digest[:12],
         official_numbers=official,
     )
+
+
+@dataclass(frozen=True)
+class _MessagesFile:
+    messages: dict[str, str] = field(default_factory=dict)
+    smalltalk: tuple[SmalltalkIntent, ...] = ()
+    filler: tuple[str, ...] = ()
+    out_of_scope: tuple[str, ...] = ()
+    other_services: tuple[str, ...] = ()
 
 
 class _Renderer:
@@ -457,12 +466,10 @@ class _Builder:
             result[str(canonical).lower()] = tuple(v.strip().lower() for v in variants)
         return result
 
-    def messages(
-        self, doc: Any, renderer: _Renderer
-    ) -> tuple[dict[str, str], tuple[SmalltalkIntent, ...], tuple[str, ...]]:
+    def messages(self, doc: Any, renderer: _Renderer) -> _MessagesFile:
         file = "messages.yaml"
         if doc is None:
-            return {}, (), ()
+            return _MessagesFile()
         block = doc.get("messages") if isinstance(doc, PosMap) else None
         messages: dict[str, str] = {}
         if not isinstance(block, PosMap):
@@ -492,7 +499,7 @@ class _Builder:
             out_of_scope, _ = self.text_list(doc, "out_of_scope", file)
         if isinstance(doc, PosMap) and "other_services" in doc:
             other_services, _ = self.text_list(doc, "other_services", file)
-        return messages, tuple(intents), tuple(filler), tuple(out_of_scope), tuple(other_services)
+        return _MessagesFile(messages, tuple(intents), tuple(filler), tuple(out_of_scope), tuple(other_services))
 
     def faq(self, doc: Any, topics: dict[str, Topic], renderer: _Renderer) -> dict[str, FaqEntry]:
         file = "faq.yaml"

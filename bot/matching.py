@@ -182,13 +182,13 @@ class Matcher:
         for doc_index, r in recall.items():
             if doc_index == exclude_doc:
                 continue
-            doc = self.docs[doc_index]
-            r_norm = min(r / doc.weight, 1.0) if doc.weight else 0.0
+            entry = self.docs[doc_index]
+            r_norm = min(r / entry.weight, 1.0) if entry.weight else 0.0
             p_norm = min(precision[doc_index] / query_weight, 1.0)
             # Recall counts more: long stories explain more than any phrasing says.
             score = 100.0 * (r_norm**RECALL_WEIGHT) * (p_norm ** (1.0 - RECALL_WEIGHT))
-            if score > best.get(doc.target, 0.0):
-                best[doc.target] = score
+            if score > best.get(entry.target, 0.0):
+                best[entry.target] = score
         ranked = sorted(best.items(), key=lambda kv: -kv[1])
         return [
             Candidate(

@@ -296,7 +296,8 @@ class SqliteStore(Store):
             await self.db.commit()
 
     async def list_tickets(self, status: str | None = None, overdue_at: float | None = None) -> list[Ticket]:
-        where, args = ["1=1"], []
+        where: list[str] = ["1=1"]
+        args: list[object] = []
         if status:
             where.append("status=?")
             args.append(status)
