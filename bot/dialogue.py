@@ -172,6 +172,11 @@ class Dialogue:
             await self._command(t, text)
             return
 
+        if not text and not inc.attachments:
+            # Before the ticket: an empty message must not become an empty line in it.
+            t.say(Reply(k.text("empty"), menu_buttons(k)))
+            return
+
         ticket = await self.store.open_ticket_for(s.platform, s.chat_id)
         if ticket is not None:
             await self.desk.citizen_wrote(ticket, text, tuple(str(a) for a in inc.attachments))
@@ -184,10 +189,7 @@ class Dialogue:
             return
 
         if not text:
-            if inc.attachments:
-                t.say(Reply(k.text("non_text"), menu_buttons(k)))
-            else:
-                t.say(Reply(k.text("empty"), menu_buttons(k)))
+            t.say(Reply(k.text("non_text"), menu_buttons(k)))
             return
 
         if s.flow_id and await self._inside_flow(t, text, matching_text):

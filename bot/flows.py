@@ -43,7 +43,7 @@ def parse_payload(raw: str | None) -> Payload | None:
     """A payload the core itself could have made, or None (forged, truncated, foreign)."""
     if not raw or len(raw.encode()) > MAX_PAYLOAD:
         return None
-    m = _PAYLOAD.match(raw)
+    m = _PAYLOAD.fullmatch(raw)  # not match(): `$` would accept a trailing newline
     if not m:
         return None
     if m.group("kind"):

@@ -103,6 +103,7 @@ def is_known(word: str) -> bool:
     return len(word) > 1 and morph().word_is_known(word)
 
 
+MAX_WORD = 30  # longer tokens are not words: they are kept as they are and cut for lemmatising
 _VOWEL_SWAPS = {"а": "о", "о": "а", "е": "и", "и": "е", "я": "е", "ы": "и", "ю": "у", "э": "е"}
 _CONSONANTS = set("бвгджзклмнпрстфхцчшщ")
 
@@ -115,7 +116,8 @@ def spell_fix(word: str) -> str:
     extra letter (ужастный). Only known words are returned; otherwise the word is kept as it is and
     the matcher's fuzzy expansion gets its chance.
     """
-    if len(word) < 4 or is_known(word) or not ("а" <= word[0] <= "я"):
+    # Real words are short; a 4,000-letter "word" must not cost quadratic work on the event loop.
+    if not 4 <= len(word) <= MAX_WORD or is_known(word) or not ("а" <= word[0] <= "я"):
         return word
     candidates: list[str] = []
     vowels = [i for i, ch in enumerate(word) if ch in _VOWEL_SWAPS]
@@ -206,6 +208,7 @@ class Normalizer:
         result: list[str] = []
         for chunk in chunks:
             for token in _TOKEN.findall(chunk):
+                token = token[: MAX_WORD * 2]
                 if token not in self.latin and not ("а" <= token[0] <= "я"):
                     token = from_translit(token)
                 elif "а" <= token[0] <= "я" and not is_known(token):

@@ -1,0 +1,279 @@
+"""A small fake of the Telegram Bot API on 127.0.0.1, for aiogram's real HTTP client.
+
+It records every call, serves getUpdates from a queue the test fills (long polling, with offsets),
+and misbehaves on request: a 429 with retry_after or a 500 once, a chat that blocked the bot, a
+deleted forum topic, who is a member of the operators' chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+OPS = -1001234567890  # the operators' forum supergroup
+OPERATOR = 9001  # a member of it
+BOT = {"id": 4242, "is_bot": True, "first_name": "Госуслуги помощник", "username": "gosbot_test_bot"}
+JSON_FIELDS = {"reply_markup", "allowed_updates", "commands", "scope", "link_preview_options", "reply_parameters"}
+INT_FIELDS = {"chat_id", "from_chat_id", "message_thread_id", "message_id", "user_id", "offset", "timeout", "limit"}
+BOOL_FIELDS = {"show_alert", "drop_pending_updates"}
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    params: dict[str, Any]
+    status: int
+    at: float  # time.monotonic() when answered
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+    @property
+    def buttons(self) -> list[tuple[str, str]]:
+        """(label, callback_data) of an inline keyboard, one per row."""
+        markup = self.params.get("reply_markup") or {}
+        return [(b["text"], b["callback_data"]) for row in markup.get("inline_keyboard", []) for b in row]
+
+
+@dataclass
+class Failure:
+    method: str
+    status: int
+    description: str
+    retry_after: int | None = None
+    times: int = 1
+
+
+class FakeBotAPI:
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.blocked_chats: set[int] = set()
+        self.deleted_threads: set[int] = set()
+        self.members: dict[int, str] = {}  # user id -> status in the operators' chat ("left" if absent)
+        self._updates: list[dict[str, Any]] = []
+        self._failures: list[Failure] = []
+        self._update_ids = itertools.count(1)
+        self._message_ids = itertools.count(1000)
+        self._thread_ids = itertools.count(500)
+        self._callback_ids = itertools.count(1)
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_post("/bot{token}/{method}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.base_url = f"http://127.0.0.1:{port}"
+        return self.base_url
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- what the test does ----------------------------------------------------------------------
+
+    async def push(self, *updates: dict[str, Any]) -> list[int]:
+        """Queue updates (in one getUpdates batch if the bot is not reading right now)."""
+        ids = []
+        for update in updates:
+            update.setdefault("update_id", next(self._update_ids))
+            ids.append(update["update_id"])
+            self._updates.append(update)
+        async with self._changed:
+            self._changed.notify_all()
+        return ids
+
+    def fail(self, method: str, status: int, description: str, *, retry_after: int | None = None, times: int = 1):
+        self._failures.append(Failure(method, status, description, retry_after, times))
+
+    def find(self, method: str, **params: Any) -> list[Call]:
+        return [c for c in self.calls if c.method == method and all(c.params.get(k) == v for k, v in params.items())]
+
+    def sent(self, chat_id: int, *, ok: bool = True) -> list[Call]:
+        return [c for c in self.find("sendMessage", chat_id=chat_id) if c.ok or not ok]
+
+    async def wait_for(self, match: Callable[[Call], bool], count: int = 1, within: float = 10.0) -> list[Call]:
+        """Wait until `count` recorded calls match; returns them."""
+
+        def matching() -> list[Call]:
+            return [c for c in self.calls if match(c)]
+
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: len(matching()) >= count), within)
+        return matching()
+
+    async def wait_sent(self, chat_id: int, count: int = 1, within: float = 10.0) -> list[Call]:
+        return await self.wait_for(
+            lambda c: c.method == "sendMessage" and c.ok and c.params.get("chat_id") == chat_id, count, within
+        )
+
+    # -- the API ---------------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params = _parse(await request.post())
+        if method == "getUpdates":
+            updates = await self._get_updates(params)
+            self.calls.append(Call(method, params, 200, time.monotonic()))
+            return self._ok(updates)
+        status, body = self._answer(method, params)
+        self.calls.append(Call(method, params, status, time.monotonic()))
+        async with self._changed:
+            self._changed.notify_all()
+        return web.json_response(body, status=status)
+
+    def _ok(self, result: Any) -> web.Response:
+        return web.json_response({"ok": True, "result": result})
+
+    async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        offset = params.get("offset", 0)
+        self._updates = [u for u in self._updates if u["update_id"] >= offset]
+        if not self._updates:
+            async with self._changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait_for(lambda: bool(self._updates)), 0.3)
+        return list(self._updates)
+
+    def _answer(self, method: str, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        for failure in self._failures:
+            if failure.method == method and failure.times > 0:
+                failure.times -= 1
+                body: dict[str, Any] = {"ok": False, "error_code": failure.status, "description": failure.description}
+                if failure.retry_after is not None:
+                    body["parameters"] = {"retry_after": failure.retry_after}
+                return failure.status, body
+        if method in ("sendMessage", "copyMessage") and p.get("chat_id") in self.blocked_chats:
+            return _error(403, "Forbidden: bot was blocked by the user")
+        if method in ("sendMessage", "copyMessage") and p.get("message_thread_id") in self.deleted_threads:
+            return _error(400, "Bad Request: message thread not found")
+        if method == "getMe":
+            return _result(BOT)
+        if method == "sendMessage":
+            return _result(self._message(p))
+        if method == "copyMessage":
+            return _result({"message_id": next(self._message_ids)})
+        if method == "createForumTopic":
+            return _result({"message_thread_id": next(self._thread_ids), "name": p["name"], "icon_color": 7322096})
+        if method == "getChatMember":
+            user = {"id": p["user_id"], "is_bot": False, "first_name": "Сотрудник"}
+            status = self.members.get(p["user_id"], "left")
+            return _result({"status": status, "user": user, **({"is_anonymous": False} if status == "creator" else {})})
+        if method in ("answerCallbackQuery", "setMyCommands", "deleteWebhook", "setWebhook", "reopenForumTopic"):
+            return _result(True)
+        return _error(404, "Not Found: method not found")
+
+    def _message(self, p: dict[str, Any]) -> dict[str, Any]:
+        chat_id = p["chat_id"]
+        message = {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"},
+            "from": BOT,
+            "text": p.get("text", ""),
+        }
+        if p.get("message_thread_id"):
+            message.update(message_thread_id=p["message_thread_id"], is_topic_message=True)
+        return message
+
+    # -- building updates ------------------------------------------------------------------------
+
+    def message(
+        self,
+        chat_id: int,
+        text: str | None = None,
+        *,
+        user_id: int | None = None,
+        name: str = "Анна",
+        chat_type: str = "private",
+        thread: int | None = None,
+        **content: Any,
+    ) -> dict[str, Any]:
+        user = {"id": user_id or chat_id, "is_bot": False, "first_name": name}
+        chat = {"id": chat_id, "type": chat_type}
+        if chat_type == "private":
+            chat["first_name"] = name
+        else:
+            chat.update(title="Группа", is_forum=thread is not None)
+        message: dict[str, Any] = {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": chat,
+            "from": user,
+            **content,
+        }
+        if text is not None:
+            message["text"] = text
+        if thread is not None:
+            message.update(message_thread_id=thread, is_topic_message=True)
+        return {"update_id": next(self._update_ids), "message": message}
+
+    def callback(self, chat_id: int, data: str, *, user_id: int | None = None, chat_type: str = "private"):
+        user = {"id": user_id or chat_id, "is_bot": False, "first_name": "Анна"}
+        return {
+            "update_id": next(self._update_ids),
+            "callback_query": {
+                "id": f"cb{next(self._callback_ids)}",
+                "from": user,
+                "chat_instance": "ci",
+                "data": data,
+                "message": {
+                    "message_id": next(self._message_ids),
+                    "date": int(time.time()),
+                    "chat": {"id": chat_id, "type": chat_type},
+                    "from": BOT,
+                    "text": "…",
+                },
+            },
+        }
+
+
+STICKER = {
+    "sticker": {
+        "file_id": "sticker1",
+        "file_unique_id": "s1",
+        "type": "regular",
+        "width": 512,
+        "height": 512,
+        "is_animated": False,
+        "is_video": False,
+    }
+}
+PHOTO = {"photo": [{"file_id": "photo1", "file_unique_id": "p1", "width": 640, "height": 480}]}
+
+
+def _parse(form: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for key, value in form.items():
+        if key in JSON_FIELDS:
+            params[key] = json.loads(value)
+        elif key in INT_FIELDS:
+            params[key] = int(value)
+        elif key in BOOL_FIELDS:
+            params[key] = value == "true"
+        else:
+            params[key] = value
+    return params
+
+
+def _result(result: Any) -> tuple[int, dict[str, Any]]:
+    return 200, {"ok": True, "result": result}
+
+
+def _error(status: int, description: str) -> tuple[int, dict[str, Any]]:
+    return status, {"ok": False, "error_code": status, "description": description}

@@ -1,0 +1,106 @@
+"""The adapter's pure parts: splitting, keyboards, the rate limiter, card buttons, webhook path."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.telegram.desk import card_buttons, parse_card_action
+from adapters.telegram.render import keyboard, render, split_text, utf16_len
+from adapters.telegram.sender import Limits, RateLimiter, backoff
+from adapters.telegram.webhook import webhook_path
+from bot.messages import Button, Reply
+
+
+def test_short_text_is_one_piece():
+    assert split_text("Привет") == ["Привет"]
+
+
+def test_long_text_is_cut_at_line_breaks_within_the_limit():
+    lines = [f"{i:03} " + "я" * 95 for i in range(100)]  # 100 lines of 99 characters
+    pieces = split_text("\n".join(lines), limit=1000)
+    assert all(utf16_len(p) <= 1000 for p in pieces)
+    assert "\n".join(pieces) == "\n".join(lines)
+    assert all(p.split("\n")[0][:3].isdigit() for p in pieces)  # every piece starts at a line
+
+
+def test_a_single_huge_line_is_cut_at_spaces_and_emoji_count_double():
+    text = " ".join(["📞слово"] * 300)
+    pieces = split_text(text, limit=100)
+    assert all(utf16_len(p) <= 100 for p in pieces)
+    assert " ".join(p.strip() for p in pieces) == text
+
+
+def test_keyboard_one_button_per_row_long_labels_cut_oversized_payloads_dropped():
+    markup = keyboard((Button("а" * 80, "a:x"), Button("Ок", "x" * 65), Button("Телефоны", "phone")))
+    assert markup is not None
+    rows = markup.inline_keyboard
+    assert [len(row) for row in rows] == [1, 1]
+    assert len(rows[0][0].text) == 64
+    assert rows[0][0].text.endswith("…")
+    assert rows[1][0].callback_data == "phone"
+
+
+def test_render_puts_buttons_on_the_last_piece_only():
+    methods = render(Reply("строка\n" * 1000, (Button("Ок", "home"),)), chat_id=1)
+    assert len(methods) >= 2
+    assert all(m.reply_markup is None for m in methods[:-1])
+    assert methods[-1].reply_markup is not None
+    assert all(m.parse_mode is None for m in methods)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+async def test_rate_limiter_one_message_per_second_per_chat():
+    clock = FakeClock()
+    limiter = RateLimiter(Limits(), clock=clock, sleep=clock.sleep)
+    for _ in range(3):
+        await limiter.wait(7)
+    assert clock.slept == pytest.approx([1.0, 1.0])
+
+
+async def test_rate_limiter_thirty_per_second_overall():
+    clock = FakeClock()
+    limiter = RateLimiter(Limits(), clock=clock, sleep=clock.sleep)
+    delays = [limiter.reserve(chat) for chat in range(1, 61)]  # 60 chats at once
+    assert delays[:1] == [0.0]
+    assert delays[29] == pytest.approx(29 / 30)
+    assert delays[59] == pytest.approx(59 / 30)
+
+
+async def test_rate_limiter_groups_are_slower_and_retry_after_holds_the_chat():
+    clock = FakeClock()
+    limiter = RateLimiter(Limits(), clock=clock, sleep=clock.sleep)
+    assert limiter.reserve(-100) == 0.0
+    assert limiter.reserve(-100) == pytest.approx(3.0)
+    limiter.hold(5, 7.0)
+    assert limiter.reserve(5) == pytest.approx(7.0)
+
+
+def test_backoff_doubles_up_to_the_cap():
+    limits = Limits(retry_base=1.0, retry_cap=600.0)
+    assert [backoff(limits, a) for a in range(4)] == [1.0, 2.0, 4.0, 8.0]
+    assert backoff(limits, 100) == 600.0
+
+
+def test_card_buttons_round_trip_and_forgeries_are_refused():
+    take, close = card_buttons(12)
+    assert parse_card_action(take.payload) == ("take", 12)
+    assert parse_card_action(close.payload) == ("close", 12)
+    for forged in ("desk:delete:12", "desk:take:x", "desk:take", "", None, "r:12:5"):
+        assert parse_card_action(forged) is None
+
+
+def test_webhook_path_comes_from_the_url():
+    assert webhook_path("https://bot.example.org/tg/hook") == "/tg/hook"
+    assert webhook_path("https://bot.example.org") == "/telegram/webhook"

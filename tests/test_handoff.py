@@ -1,0 +1,224 @@
+"""Handing a conversation to people: tickets from the citizen's side and the staff desk."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from scenario import Chat
+
+from bot.console import Console
+from bot.dialogue import Dialogue
+from bot.messages import Attachment
+from bot.tickets import DESK, TicketError
+
+
+@pytest.fixture
+def chat(dialogue) -> Chat:
+    return Chat(dialogue)
+
+
+async def only_ticket(dialogue: Dialogue):
+    tickets = await dialogue.store.list_tickets()
+    assert len(tickets) == 1
+    return tickets[0]
+
+
+async def test_operator_command_opens_a_ticket(chat, dialogue):
+    k = dialogue.knowledge
+    await chat.say("не приходит смс с кодом")
+    await chat.say("/operator")
+    t = await only_ticket(dialogue)
+    assert (t.platform, t.chat_id, t.status, t.reason) == ("test", "1", "open", "command")
+    assert t.topic == "code_not_arriving"
+    assert t.priority == "normal"
+    assert f"№ {t.number}" in chat.text
+    assert k.answer_time["normal"].text in chat.text
+    assert chat.payloads == ["cancel"]
+    assert t.due_at - t.created_at == k.answer_time["normal"].minutes * 60
+    transcript = [(m.role, m.text) for m in await dialogue.store.ticket_messages(t.number)]
+    assert ("citizen", "не приходит смс с кодом") in transcript
+    assert ("citizen", "/operator") in transcript
+    assert any(role == "bot" for role, _ in transcript)
+    desk = await dialogue.store.due((DESK,), now=1e12)
+    assert [i.event for i in desk] == ["opened"]
+    assert f"№ {t.number}" in desk[0].reply.text
+
+
+@pytest.mark.parametrize("flow_id", ["fraud", "account_blocked"])
+async def test_urgent_topics_get_urgent_tickets_with_steps_tried(chat, dialogue, flow_id):
+    k = dialogue.knowledge
+    flow = k.flows[flow_id]
+    await chat.press(f"f:{flow_id}")
+    await chat.press("op")
+    t = await only_ticket(dialogue)
+    assert t.topic == flow.topic
+    assert k.topics[flow.topic].priority == "urgent"
+    assert t.priority == "urgent"
+    assert t.reason == "button"
+    assert f"{flow_id}/{flow.start}" in t.steps_tried
+    assert k.answer_time["urgent"].text in chat.text
+    assert t.due_at - t.created_at == k.answer_time["urgent"].minutes * 60
+    assert (await dialogue.store.load_session("test", "1")).flow_id is None
+
+
+async def test_not_helped_at_a_flow_end_opens_a_ticket(chat, dialogue):
+    flow = dialogue.knowledge.flows["code_not_arriving"]
+    await chat.press(f"f:{flow.id}")
+    step = flow.steps[flow.start]
+    while not step.end:
+        index = next(i for i, o in enumerate(step.options) if o.goto)
+        await chat.press(f"o:{flow.id}:{step.id}:{index}")
+        step = flow.steps[step.options[index].goto]
+    await chat.press(f"n:{flow.id}")
+    t = await only_ticket(dialogue)
+    assert t.reason == "flow_end"
+    assert t.topic == flow.topic
+    assert len(t.steps_tried) >= 2
+
+
+async def test_fallback_then_operator_button_keeps_the_candidates(chat, dialogue, shipped):
+    _, matcher = shipped
+    question = "у соседа сверху протекает кран, куда жаловаться на управляющую компанию"
+    decision = matcher.decide(question)
+    await chat.say(question)
+    assert "op" in chat.payloads
+    await chat.press("op")
+    t = await only_ticket(dialogue)
+    assert t.candidates == [{"id": c.target_id, "topic": c.topic, "score": c.score} for c in decision.candidates]
+    assert t.number
+    assert f"№ {t.number}" in chat.text
+    assert t.topic in dialogue.knowledge.topics
+
+
+async def test_an_open_ticket_takes_the_citizens_messages(chat, dialogue):
+    await chat.say("/operator")
+    t = await only_ticket(dialogue)
+    await chat.say("не приходит смс")  # would start a flow without the ticket
+    assert f"№ {t.number}" in chat.text
+    assert chat.payloads == ["cancel"]
+    assert (await dialogue.store.load_session("test", "1")).flow_id is None
+    await chat.send(attachments=(Attachment.PHOTO,))
+    await chat.send(text="вот скриншот", attachments=(Attachment.DOCUMENT,))
+    texts = [m.text for m in await dialogue.store.ticket_messages(t.number) if m.role == "citizen"]
+    assert texts[-3:] == ["не приходит смс", "[photo]", "вот скриншот [document]"]
+    events = [i.event for i in await dialogue.store.due((DESK,), now=1e12)]
+    assert events == ["opened", "citizen", "citizen", "citizen"]
+
+
+async def test_an_empty_message_is_not_added_to_the_ticket(chat, dialogue):
+    await chat.say("/operator")
+    t = await only_ticket(dialogue)
+    before = len(await dialogue.store.ticket_messages(t.number))
+    await chat.say("\x00\x07  ")
+    assert chat.text == dialogue.knowledge.text("empty")
+    assert len(await dialogue.store.ticket_messages(t.number)) == before
+
+
+async def test_one_open_ticket_per_chat(chat, dialogue):
+    await chat.say("/operator")
+    await chat.press("op")
+    await chat.say("/operator")
+    t = await only_ticket(dialogue)
+    assert chat.text == dialogue.knowledge.text("ticket_open_already", ticket=f"№ {t.number}")
+    other = Chat(dialogue, chat_id="2")
+    await other.say("/operator")
+    assert len(await dialogue.store.list_tickets()) == 2
+
+
+async def test_cancel_withdraws_the_ticket(chat, dialogue):
+    k = dialogue.knowledge
+    await chat.say("/operator")
+    t = await only_ticket(dialogue)
+    await chat.press("cancel")
+    assert chat.text == k.text("ticket_cancelled", ticket=f"№ {t.number}")
+    assert (await dialogue.store.get_ticket(t.number)).status == "cancelled"
+    assert await dialogue.store.open_ticket_for("test", "1") is None
+    await chat.say("/cancel")
+    assert chat.text == k.text("cancel_nothing")
+    await chat.say("не приходит смс")  # matched again, no longer swallowed by the ticket
+    assert (await dialogue.store.load_session("test", "1")).last_topic == "code_not_arriving"
+    await chat.say("/operator")
+    assert len(await dialogue.store.list_tickets()) == 2
+
+
+async def test_staff_take_reply_note_close_and_rating(chat, dialogue):
+    k = dialogue.knowledge
+    desk, store = dialogue.desk, dialogue.store
+    await chat.say("/operator")
+    number = (await only_ticket(dialogue)).number
+
+    await desk.take(number, "Ольга")
+    t = await store.get_ticket(number)
+    assert (t.status, t.operator) == ("taken", "Ольга")
+
+    await desk.reply(number, "Проверьте папку «Спам». Код 123456 никому не говорите.", "Ольга")
+    await desk.note(number, "гражданин пожилой, говорить медленно", "Ольга")
+    to_citizen = await store.due(("test",), now=1e12)
+    assert [i.chat_id for i in to_citizen] == ["1", "1"]
+    assert to_citizen[0].reply.text == k.text("ticket_taken", ticket=f"№ {number}")
+    assert "Проверьте папку «Спам»" in to_citizen[1].reply.text
+    assert "123456" not in to_citizen[1].reply.text  # staff text is redacted too
+    assert not any("пожилой" in i.reply.text for i in to_citizen)  # notes stay on the desk side
+    roles = [(m.role, m.author) for m in await store.ticket_messages(number)]
+    assert ("operator", "Ольга") in roles
+    assert ("note", "Ольга") in roles
+    for item in to_citizen:
+        await store.mark_sent(item.id)
+
+    await desk.close(number, "Ольга")
+    closing = await store.due(("test",), now=1e12)
+    assert len(closing) == 1
+    assert [b.payload for b in closing[0].reply.buttons] == [f"r:{number}:{n}" for n in range(1, 6)]
+    assert (await store.get_ticket(number)).status == "closed"
+    with pytest.raises(TicketError):
+        await desk.reply(number, "поздно", "Ольга")
+
+    stranger = Chat(dialogue, chat_id="2")
+    await stranger.press(f"r:{number}:1")  # someone else's ticket
+    assert stranger.text == k.text("unknown_button")
+    await chat.press(f"r:{number}:4")
+    assert chat.text == k.text("rating_thanks")
+    await chat.press(f"r:{number}:1")  # a second press does not overwrite
+    assert (await store.get_ticket(number)).rating == 4
+    await chat.say("не приходит смс")  # closed ticket no longer takes messages
+    assert (await store.load_session("test", "1")).last_topic == "code_not_arriving"
+
+
+async def test_desk_refuses_unknown_tickets(dialogue):
+    with pytest.raises(TicketError):
+        await dialogue.desk.take(404, "Ольга")
+    with pytest.raises(TicketError):
+        await dialogue.desk.view(404)
+
+
+async def test_overdue_tickets_are_announced_once(sqlite_store, source):
+    now = [1_000_000.0]
+    dialogue = Dialogue(source, sqlite_store, clock=lambda: now[0])
+    await Chat(dialogue).say("/operator")
+    assert await dialogue.desk.announce_overdue() == []
+    now[0] += 2 * 24 * 3600
+    assert len(await dialogue.desk.announce_overdue()) == 1
+    assert await dialogue.desk.announce_overdue() == []
+    events = [i.event for i in await sqlite_store.due((DESK,), now=1e12)]
+    assert events.count("overdue") == 1
+
+
+async def test_console_delivers_an_operator_reply_next_time_the_chat_is_open(dialogue):
+    out = io.StringIO()
+    console = Console(dialogue, "term-1", out=out, err=io.StringIO())
+    await console.say("/operator")
+    t = await dialogue.store.open_ticket_for("console", "term-1")
+    assert t is not None
+    assert f"№ {t.number}" in out.getvalue()
+
+    await dialogue.desk.reply(t.number, "Здравствуйте, смените пароль в профиле.", "Ольга")
+    assert "смените пароль" not in out.getvalue()
+    await console.deliver_outbox()
+    assert "Здравствуйте, смените пароль в профиле." in out.getvalue()
+    assert await dialogue.store.pending_count("console") == 0
+
+    await dialogue.desk.close(t.number, "Ольга")
+    await console.deliver_outbox()
+    await console.say("4")  # the rating buttons were printed as [1]..[5]
+    assert (await dialogue.store.get_ticket(t.number)).rating == 4

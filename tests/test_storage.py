@@ -1,0 +1,283 @@
+"""One contract, every store: the same cases against MemoryStore and SqliteStore (aiogram's storage tests)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.messages import Button, Reply
+from bot.records import OutboxItem, Session, Ticket, TicketMessage
+from bot.storage import MemoryStore, SqliteStore
+from bot.storage.base import Store, Turn
+from bot.storage.sqlite import MIGRATIONS
+
+
+@pytest.fixture
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    sqlite = SqliteStore(tmp_path / "contract.sqlite3")
+    await sqlite.open()
+    yield sqlite
+    await sqlite.close()
+
+
+contract = pytest.mark.parametrize("store", ["memory", "sqlite"], indirect=True)
+
+
+def ticket(chat_id: str = "c1", *, platform: str = "test", due_at: float = 2000.0, **fields: object) -> Ticket:
+    values: dict[str, object] = {
+        "number": 0,
+        "platform": platform,
+        "chat_id": chat_id,
+        "topic": "code_not_arriving",
+        "priority": "normal",
+        "status": "open",
+        "created_at": 1000.0,
+        "due_at": due_at,
+    }
+    values.update(fields)
+    return Ticket(**values)  # type: ignore[arg-type]
+
+
+# -- conversations ---------------------------------------------------------------------------------
+
+
+@contract
+async def test_session_roundtrip(store):
+    assert await store.load_session("test", "c1") is None
+    session = Session(
+        "test",
+        "c1",
+        flow_id="code_not_arriving",
+        step_id="sms_check",
+        history=["where"],
+        steps_tried=["code_not_arriving/where"],
+        pending_text="забыл пароль",
+        warned=True,
+        last_topic="code_not_arriving",
+        last_candidates=[{"id": "x", "topic": "t", "score": 71.5}],
+        user_id="u1",
+        user_name="Анна",
+    )
+    await store.commit_turn(Turn(session=session, at=1.0))
+    loaded = await store.load_session("test", "c1")
+    assert loaded == session
+    loaded.history.append("mutated")  # a loaded session is a copy, not the stored one
+    assert (await store.load_session("test", "c1")).history == ["where"]
+    assert await store.load_session("other", "c1") is None
+
+
+@contract
+async def test_seen_update_after_commit_turn(store):
+    assert not await store.seen_update("test", "u-1")
+    await store.commit_turn(Turn(session=Session("test", "c1"), update_id="u-1", at=1.0))
+    assert await store.seen_update("test", "u-1")
+    assert not await store.seen_update("vk", "u-1")  # update ids are per platform
+    assert not await store.seen_update("test", "u-2")
+
+
+@contract
+async def test_transcript_keeps_order_and_limit(store):
+    for n in range(5):
+        await store.commit_turn(
+            Turn(session=Session("test", "c1"), transcript=(("citizen", f"q{n}"), ("bot", f"a{n}")), at=float(n))
+        )
+    await store.commit_turn(Turn(session=Session("test", "c2"), transcript=(("citizen", "other"),), at=9.0))
+    assert await store.recent_transcript("test", "c1", 3) == [("bot", "a3"), ("citizen", "q4"), ("bot", "a4")]
+    assert len(await store.recent_transcript("test", "c1", 100)) == 10
+    assert await store.recent_transcript("test", "c2", 5) == [("citizen", "other")]
+
+
+# -- tickets ------------------------------------------------------------------------------------
+
+
+@contract
+async def test_ticket_create_get_and_open_for(store):
+    first = await store.create_ticket(
+        ticket("c1", steps_tried=["f/s"], candidates=[{"id": "a", "score": 50.0}]),
+        [TicketMessage(0, "citizen", "не приходит смс", 1000.0), TicketMessage(0, "bot", "Давайте найдём код", 1000.0)],
+    )
+    second = await store.create_ticket(ticket("c2"), [])
+    assert first.number >= 1
+    assert second.number > first.number
+    got = await store.get_ticket(first.number)
+    assert got.chat_id == "c1"
+    assert got.status == "open"
+    assert got.steps_tried == ["f/s"]
+    assert got.candidates == [{"id": "a", "score": 50.0}]
+    assert await store.get_ticket(99999) is None
+    assert (await store.open_ticket_for("test", "c1")).number == first.number
+    assert await store.open_ticket_for("test", "c3") is None
+    assert await store.open_ticket_for("vk", "c1") is None
+    messages = await store.ticket_messages(first.number)
+    assert [(m.ticket, m.role, m.text) for m in messages] == [
+        (first.number, "citizen", "не приходит смс"),
+        (first.number, "bot", "Давайте найдём код"),
+    ]
+
+
+@contract
+async def test_ticket_update_and_list(store):
+    a = await store.create_ticket(ticket("c1", due_at=1500.0), [])
+    b = await store.create_ticket(ticket("c2", due_at=5000.0, priority="urgent"), [])
+    c = await store.create_ticket(ticket("c3", due_at=1200.0), [])
+    c.status, c.closed_at, c.rating, c.operator = "closed", 1300.0, 5, "Ольга"
+    await store.update_ticket(c)
+    a.status, a.operator, a.desk_ref = "taken", "Ольга", "thread-7"
+    await store.update_ticket(a)
+
+    got = await store.get_ticket(c.number)
+    assert (got.status, got.closed_at, got.rating, got.operator) == ("closed", 1300.0, 5, "Ольга")
+    assert await store.open_ticket_for("test", "c3") is None
+    assert (await store.open_ticket_for("test", "c1")).status == "taken"  # taken is still open
+    assert [t.number for t in await store.list_tickets()] == [a.number, b.number, c.number]
+    assert [t.number for t in await store.list_tickets("closed")] == [c.number]
+    assert [t.number for t in await store.list_tickets("open")] == [b.number]
+    # Overdue: open or taken, past due; closed ones never are.
+    assert [t.number for t in await store.list_tickets(overdue_at=1600.0)] == [a.number]
+    assert [t.number for t in await store.list_tickets(overdue_at=6000.0)] == [a.number, b.number]
+    assert (await store.find_ticket_by_desk_ref("thread-7")).number == a.number
+    assert await store.find_ticket_by_desk_ref("nope") is None
+
+
+@contract
+async def test_ticket_messages_append_in_order(store):
+    t = await store.create_ticket(ticket(), [TicketMessage(0, "citizen", "первое", 1.0)])
+    await store.add_ticket_message(TicketMessage(t.number, "operator", "ответ", 2.0, "Ольга"))
+    await store.add_ticket_message(TicketMessage(t.number, "note", "заметка", 3.0, "Ольга"))
+    messages = await store.ticket_messages(t.number)
+    assert [(m.role, m.text, m.author) for m in messages] == [
+        ("citizen", "первое", ""),
+        ("operator", "ответ", "Ольга"),
+        ("note", "заметка", "Ольга"),
+    ]
+    assert await store.ticket_messages(99999) == []
+
+
+# -- outbox -------------------------------------------------------------------------------------
+
+
+@contract
+async def test_outbox_lifecycle(store):
+    reply = Reply("Ответ сотрудника", (Button("⭐", "r:1:1"), Button("⭐⭐", "r:1:2")))
+    first = await store.enqueue(OutboxItem("telegram", "c1", reply, ticket=1, created_at=1.0))
+    second = await store.enqueue(OutboxItem("vk", "c2", Reply("vk"), created_at=1.0))
+    third = await store.enqueue(OutboxItem("desk", "", Reply("card"), ticket=1, event="opened", created_at=1.0))
+    later = await store.enqueue(OutboxItem("telegram", "c3", Reply("later"), next_at=500.0, created_at=1.0))
+    assert len({first, second, third, later}) == 4
+
+    due = await store.due(("telegram",), now=100.0)
+    assert [i.id for i in due] == [first]
+    assert due[0].reply == reply
+    assert due[0].ticket == 1
+    assert due[0].chat_id == "c1"
+    assert [i.id for i in await store.due(("telegram", "vk"), now=1000.0)] == [first, second, later]
+    assert (await store.due(("desk",), now=0.0))[0].event == "opened"
+    assert await store.pending_count() == 4
+    assert await store.pending_count("telegram") == 2
+
+    await store.mark_sent(first)
+    await store.retry_later(second, next_at=300.0, error="429 retry_after")
+    await store.give_up(third, error="chat not found")
+    assert await store.due(("vk",), now=299.0) == []
+    retried = await store.due(("vk",), now=300.0)
+    assert retried[0].attempts == 1
+    assert retried[0].error == "429 retry_after"
+    assert await store.due(("desk",), now=1e9) == []
+    assert [i.id for i in await store.due(("telegram",), now=1e9)] == [later]
+    assert await store.pending_count() == 2
+    assert await store.pending_count("desk") == 0
+
+
+@contract
+async def test_outbox_due_respects_limit(store):
+    for n in range(5):
+        await store.enqueue(OutboxItem("vk", str(n), Reply(str(n)), created_at=float(n)))
+    assert [i.reply.text for i in await store.due(("vk",), now=1.0, limit=2)] == ["0", "1"]
+
+
+@contract
+async def test_commit_turn_enqueues_its_outbox(store):
+    item = OutboxItem("telegram", "c1", Reply("из хода"), created_at=1.0)
+    await store.commit_turn(Turn(session=Session("telegram", "c1"), outbox=(item,), at=1.0))
+    assert [i.reply.text for i in await store.due(("telegram",), now=2.0)] == ["из хода"]
+
+
+# -- chats and editors ------------------------------------------------------------------------------
+
+
+@contract
+async def test_blocked_chats(store):
+    assert not await store.is_chat_blocked("telegram", "c1")
+    await store.set_chat_blocked("telegram", "c1", True)
+    await store.set_chat_blocked("telegram", "c1", True)  # twice is fine
+    assert await store.is_chat_blocked("telegram", "c1")
+    assert not await store.is_chat_blocked("vk", "c1")
+    await store.set_chat_blocked("telegram", "c1", False)
+    assert not await store.is_chat_blocked("telegram", "c1")
+
+
+@contract
+async def test_unanswered_grouping(store):
+    def turn(at: float, *rows: tuple[str, str, str]) -> Turn:
+        return Turn(session=Session("test", "c1"), unanswered=rows, at=at)
+
+    await store.commit_turn(turn(10.0, ("Погода?", "погода", "fallback")))
+    await store.commit_turn(turn(20.0, ("какая погода", "погода", "fallback")))
+    await store.commit_turn(turn(30.0, ("документы", "документ", "clarify")))
+    await store.commit_turn(turn(40.0, ("ПОГОДА!", "погода", "fallback")))
+    await store.commit_turn(turn(1.0, ("старое", "старый", "fallback")))
+
+    groups = await store.unanswered(since=5.0)
+    assert [(g.normalized, g.count) for g in groups] == [("погода", 3), ("документ", 1)]
+    assert groups[0].example == "ПОГОДА!"  # the latest wording
+    assert groups[0].last_at == 40.0
+    assert [g.normalized for g in await store.unanswered(since=0.0, limit=1)] == ["погода"]
+    assert await store.unanswered(since=100.0) == []
+
+
+# -- SQLite specifics -----------------------------------------------------------------------------
+
+
+async def test_sqlite_uses_wal_and_records_its_schema_version(sqlite_store):
+    async with sqlite_store._lock:
+        mode = await (await sqlite_store.db.execute("PRAGMA journal_mode")).fetchone()
+    assert mode[0] == "wal"
+    assert await sqlite_store.schema_version() == len(MIGRATIONS)
+    with sqlite3.connect(sqlite_store.path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+async def test_sqlite_reopening_keeps_data_and_does_not_migrate_twice(tmp_path):
+    path = tmp_path / "reopen.sqlite3"
+    store = SqliteStore(path)
+    await store.open()
+    await store.commit_turn(Turn(session=Session("test", "c1", flow_id="fraud"), update_id="u1", at=1.0))
+    number = (await store.create_ticket(ticket("c1"), [TicketMessage(0, "citizen", "помогите", 1.0)])).number
+    await store.enqueue(OutboxItem("test", "c1", Reply("ждёт"), created_at=1.0))
+    await store.close()
+
+    again = SqliteStore(path)
+    await again.open()
+    try:
+        assert (await again.load_session("test", "c1")).flow_id == "fraud"
+        assert await again.seen_update("test", "u1")
+        assert (await again.get_ticket(number)).chat_id == "c1"
+        assert [m.text for m in await again.ticket_messages(number)] == ["помогите"]
+        assert await again.pending_count("test") == 1
+        assert await again.schema_version() == len(MIGRATIONS)
+        nxt = await again.create_ticket(ticket("c2"), [])
+        assert nxt.number == number + 1
+    finally:
+        await again.close()
+
+
+async def test_sqlite_store_must_be_opened(tmp_path):
+    store = SqliteStore(tmp_path / "never.sqlite3")
+    with pytest.raises(RuntimeError, match="not open"):
+        await store.load_session("test", "c1")
