@@ -1,0 +1,247 @@
+"""The Telegram front end: long polling or a webhook, citizens' chats, the operators' forum desk,
+and the outbox workers. It only translates; everything the bot says comes from the core."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+
+from aiogram import Bot, Dispatcher, Router
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
+from aiogram.exceptions import TelegramAPIError
+from aiogram.methods import DeleteWebhook, SetMyCommands, SetWebhook
+from aiogram.types import BotCommand, BotCommandScopeChat, CallbackQuery, Message, Update
+
+from adapters.telegram.citizens import Citizens
+from adapters.telegram.desk import DeskBoard
+from adapters.telegram.outbox import OutboxWorker
+from adapters.telegram.sender import Limits, Sender
+from adapters.telegram.staff import Staff
+from adapters.telegram.translate import PLATFORM
+from adapters.telegram.webhook import WebhookServer, webhook_path
+from bot.config import Settings
+from bot.dialogue import Dialogue
+from bot.records import OutboxItem
+from bot.tickets import DESK
+
+log = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = ["message", "callback_query"]  # edited messages are not answered
+COMMANDS = (
+    ("start", "Начать сначала"),
+    ("phone", "Телефоны поддержки Госуслуг"),
+    ("help", "Как пользоваться ботом"),
+    ("operator", "Передать вопрос сотруднику"),
+    ("cancel", "Отменить обращение"),
+)
+STAFF_COMMANDS = (
+    ("take", "Взять обращение в работу"),
+    ("note", "Заметка для коллег (гражданин не видит)"),
+    ("close", "Закрыть обращение и попросить оценку"),
+)
+
+
+@dataclass(frozen=True)
+class TelegramOptions:
+    """How often and how patiently to work (the defaults suit production; tests shorten them)."""
+
+    limits: Limits = field(default_factory=Limits)
+    outbox_interval: float = 1.0  # seconds between outbox passes when nothing nudges them
+    polling_timeout: int = 25  # getUpdates long-polling wait
+    overdue_every: float = 60.0  # how often to look for overdue tickets
+    shutdown_grace: float = 10.0  # how long to let updates in progress finish on stop
+
+
+class TelegramAdapter:
+    def __init__(self, settings: Settings, dialogue: Dialogue, options: TelegramOptions | None = None):
+        if not settings.telegram_token:
+            raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+        if settings.telegram_webhook_url and not settings.telegram_webhook_secret:
+            raise ValueError("TELEGRAM_WEBHOOK_SECRET is required when TELEGRAM_WEBHOOK_URL is set")
+        self.settings = settings
+        self.dialogue = dialogue
+        self.options = options or TelegramOptions()
+        self.operators_chat = settings.telegram_operators_chat_id
+        self.webhook: WebhookServer | None = None  # set while running in webhook mode
+        self._inflight: set[asyncio.Task[object]] = set()
+
+    # -- wiring ----------------------------------------------------------------------------------
+
+    def _bot(self) -> Bot:
+        api = (
+            TelegramAPIServer.from_base(self.settings.telegram_api_base)
+            if self.settings.telegram_api_base
+            else PRODUCTION
+        )
+        return Bot(self.settings.telegram_token, session=AiohttpSession(api=api), default=DefaultBotProperties())
+
+    def _dispatcher(self, citizens: Citizens, staff: Staff | None) -> Dispatcher:
+        router = Router(name="gosbot")
+
+        async def on_message(message: Message, event_update: Update) -> None:
+            with self._tracked():
+                if staff is not None and message.chat.id == self.operators_chat:
+                    await staff.on_message(message)
+                else:
+                    await citizens.on_message(message, event_update.update_id)
+
+        async def on_callback(query: CallbackQuery, event_update: Update) -> None:
+            with self._tracked():
+                chat = query.message.chat if query.message else None
+                if staff is not None and chat is not None and chat.id == self.operators_chat:
+                    await staff.on_callback(query)
+                else:
+                    await citizens.on_callback(query, event_update.update_id)
+
+        router.message.register(on_message)
+        router.callback_query.register(on_callback)
+        dispatcher = Dispatcher()
+        dispatcher.include_router(router)
+        return dispatcher
+
+    @contextlib.contextmanager
+    def _tracked(self) -> Iterator[None]:
+        """Remember the update in progress, so stopping can let it finish."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+        try:
+            yield
+        finally:
+            if task is not None:
+                self._inflight.discard(task)
+
+    # -- running ---------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until `stop` is set."""
+        bot = self._bot()
+        sender = Sender(bot, self.options.limits)
+        workers: list[OutboxWorker] = []
+
+        def nudge() -> None:
+            for worker in workers:
+                worker.nudge()
+
+        citizens = Citizens(sender, self.dialogue, self.options.limits, nudge)
+        workers.append(self._worker(PLATFORM, citizens.deliver_item, key=lambda item: item.chat_id))
+        staff = None
+        if self.operators_chat is not None:
+            staff = Staff(sender, self.dialogue, self.operators_chat, nudge)
+            board = DeskBoard(sender, self.dialogue, self.operators_chat)
+            workers.append(self._worker(DESK, board.deliver, key=lambda item: str(item.ticket)))
+        else:
+            log.warning("TELEGRAM_OPERATORS_CHAT_ID is not set: tickets wait in the outbox for a desk")
+        dispatcher = self._dispatcher(citizens, staff)
+        halt = asyncio.Event()  # our own helpers stop with us, whatever ended the run
+        tasks = [asyncio.create_task(w.run(), name=f"telegram-outbox-{w.platform}") for w in workers]
+        if staff is not None:
+            tasks.append(asyncio.create_task(self._watch_overdue(halt, nudge), name="telegram-overdue"))
+        try:
+            await self._set_commands(bot)
+            if self.settings.telegram_webhook_url:
+                await self._serve_webhook(bot, dispatcher, stop)
+            else:
+                await self._poll(bot, dispatcher, stop)
+        finally:
+            if self._inflight:
+                await asyncio.wait(set(self._inflight), timeout=self.options.shutdown_grace)
+            for worker in workers:
+                worker.stop()
+            halt.set()
+            # A worker may be waiting out a long 429; what it holds stays pending in the outbox.
+            _, late = await asyncio.wait(tasks, timeout=self.options.shutdown_grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await bot.session.close()
+
+    def _worker(
+        self,
+        platform: str,
+        deliver: Callable[[OutboxItem], Awaitable[None]],
+        key: Callable[[OutboxItem], str],
+    ) -> OutboxWorker:
+        return OutboxWorker(
+            self.dialogue.store,
+            platform,
+            deliver,
+            key,
+            clock=self.dialogue.clock,
+            limits=self.options.limits,
+            interval=self.options.outbox_interval,
+        )
+
+    async def _poll(self, bot: Bot, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
+        await bot(DeleteWebhook(drop_pending_updates=False))  # getUpdates is refused while a webhook is set
+        polling = asyncio.create_task(
+            dispatcher.start_polling(
+                bot,
+                polling_timeout=self.options.polling_timeout,
+                allowed_updates=ALLOWED_UPDATES,
+                handle_signals=False,  # the runner owns the signals
+                close_bot_session=False,  # closed by run() after the updates in progress finish
+            )
+        )
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({polling, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not polling.done():
+            try:
+                await dispatcher.stop_polling()
+            except RuntimeError:  # stopped before polling had started
+                polling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await polling
+
+    async def _serve_webhook(self, bot: Bot, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
+        s = self.settings
+        self.webhook = WebhookServer(
+            dispatcher,
+            bot,
+            secret=s.telegram_webhook_secret,
+            path=webhook_path(s.telegram_webhook_url),
+            host=s.telegram_webhook_host,
+            port=s.telegram_webhook_port,
+        )
+        await self.webhook.start()
+        try:
+            await bot(
+                SetWebhook(
+                    url=s.telegram_webhook_url,
+                    secret_token=s.telegram_webhook_secret,
+                    allowed_updates=ALLOWED_UPDATES,
+                )
+            )
+            await stop.wait()
+        finally:
+            await self.webhook.stop()
+
+    async def _set_commands(self, bot: Bot) -> None:
+        try:
+            await bot(SetMyCommands(commands=[BotCommand(command=c, description=d) for c, d in COMMANDS]))
+            if self.operators_chat is not None:
+                await bot(
+                    SetMyCommands(
+                        commands=[BotCommand(command=c, description=d) for c, d in STAFF_COMMANDS],
+                        scope=BotCommandScopeChat(chat_id=self.operators_chat),
+                    )
+                )
+        except TelegramAPIError as exc:  # a menu is a nicety; the bot works without it
+            log.warning("setMyCommands failed: %s", exc.message)
+
+    async def _watch_overdue(self, stop: asyncio.Event, nudge: Callable[[], None]) -> None:
+        """Put newly overdue tickets on the desk (the core marks each one announced once)."""
+        while not stop.is_set():
+            try:
+                if await self.dialogue.desk.announce_overdue():
+                    nudge()
+            except Exception:
+                log.exception("overdue check failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.options.overdue_every)

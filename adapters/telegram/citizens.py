@@ -1,0 +1,137 @@
+"""Citizens' private chats: a message or button press → the core → the replies, sent in order.
+
+Groups other than the operators' chat get silence: a ticket's content must never show up there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.types import CallbackQuery, Message
+
+from adapters.telegram.outbox import GiveUp
+from adapters.telegram.sender import Limits, Sender, answer_quietly, backoff
+from adapters.telegram.translate import PLATFORM, from_callback, from_message
+from bot.dialogue import Dialogue
+from bot.messages import Incoming, Reply
+from bot.records import OutboxItem
+from bot.tickets import DESK
+
+log = logging.getLogger(__name__)
+
+COPY_EVENT = "telegram_copy:"  # a desk outbox event of this adapter: copy message <id> from the citizen's chat
+
+
+class ChatLocks:
+    """One lock per chat, so one chat's replies go out in the order its messages came in."""
+
+    def __init__(self) -> None:
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._users: dict[int, int] = {}
+
+    async def run(self, chat_id: int, work: Callable[[], Awaitable[None]]) -> None:
+        lock = self._locks.setdefault(chat_id, asyncio.Lock())
+        self._users[chat_id] = self._users.get(chat_id, 0) + 1
+        try:
+            async with lock:
+                await work()
+        finally:
+            self._users[chat_id] -= 1
+            if not self._users[chat_id]:
+                del self._users[chat_id]
+                del self._locks[chat_id]
+
+
+class Citizens:
+    def __init__(
+        self,
+        sender: Sender,
+        dialogue: Dialogue,
+        limits: Limits,
+        nudge: Callable[[], None],
+    ):
+        self.sender = sender
+        self.dialogue = dialogue
+        self.store = dialogue.store
+        self.limits = limits
+        self.nudge = nudge
+        self.locks = ChatLocks()
+
+    async def on_message(self, message: Message, update_id: int) -> None:
+        if message.chat.type != "private":
+            return  # a foreign group: stay silent
+        incoming = from_message(message, update_id)
+        if incoming is None:
+            return
+        await self.locks.run(message.chat.id, lambda: self._turn(incoming, message))
+
+    async def on_callback(self, query: CallbackQuery, update_id: int) -> None:
+        await answer_quietly(query)  # first: the button stops spinning whatever happens next
+        chat = query.message.chat if query.message else None
+        if chat is None or chat.type != "private":
+            return
+        incoming = from_callback(query, chat.id, update_id)
+        await self.locks.run(chat.id, lambda: self._turn(incoming, None))
+
+    async def _turn(self, incoming: Incoming, message: Message | None) -> None:
+        chat_id = int(incoming.chat_id)
+        if await self.store.is_chat_blocked(PLATFORM, incoming.chat_id):
+            await self.store.set_chat_blocked(PLATFORM, incoming.chat_id, False)  # they are back
+        replies = await self.dialogue.handle(incoming)
+        if not replies:
+            return  # a duplicate update
+        if message is not None and incoming.attachments:
+            await self._copy_to_ticket(message)
+        self.nudge()  # the turn may have put a ticket event in the outbox
+        await self.deliver(chat_id, replies)
+
+    async def _copy_to_ticket(self, message: Message) -> None:
+        """The core keeps "[photo]" in the ticket; the operators also get the photo itself."""
+        ticket = await self.store.open_ticket_for(PLATFORM, str(message.chat.id))
+        if ticket is None:
+            return
+        # Through the desk outbox, so the copy lands after the "[photo]" line and survives a restart.
+        await self.store.enqueue(
+            OutboxItem(
+                DESK,
+                str(message.chat.id),
+                Reply(f"[{message.content_type}]"),
+                ticket=ticket.number,
+                event=f"{COPY_EVENT}{message.message_id}",
+                created_at=self.dialogue.clock(),
+            )
+        )
+
+    async def deliver(self, chat_id: int, replies: list[Reply]) -> None:
+        """Send the core's replies now; what cannot be sent now goes to the outbox, in order."""
+        for i, reply in enumerate(replies):
+            try:
+                await self.sender.send_reply(chat_id, reply)
+            except TelegramForbiddenError:
+                log.info("chat %s blocked the bot", chat_id)
+                await self.store.set_chat_blocked(PLATFORM, str(chat_id), True)
+                return
+            except TelegramBadRequest as exc:
+                log.error("reply to chat %s refused: %s", chat_id, exc.message)
+            except Exception as exc:
+                log.warning("reply to chat %s postponed to the outbox: %s", chat_id, exc)
+                now = self.dialogue.clock()
+                delay = float(getattr(exc, "retry_after", 0) or backoff(self.limits, 0))
+                for later in replies[i:]:
+                    await self.store.enqueue(
+                        OutboxItem(PLATFORM, str(chat_id), later, next_at=now + delay, created_at=now)
+                    )
+                return
+
+    async def deliver_item(self, item: OutboxItem) -> None:
+        """The outbox worker's delivery of one item to a citizen."""
+        if await self.store.is_chat_blocked(PLATFORM, item.chat_id):
+            raise GiveUp("the chat blocked the bot")
+        try:
+            await self.sender.send_reply(int(item.chat_id), item.reply)
+        except TelegramForbiddenError as exc:
+            await self.store.set_chat_blocked(PLATFORM, item.chat_id, True)
+            raise GiveUp(exc.message) from exc

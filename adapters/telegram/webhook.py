@@ -1,0 +1,79 @@
+"""Webhook mode: a small aiohttp app that accepts updates only with Telegram's secret header.
+
+A request without the right X-Telegram-Bot-Api-Secret-Token gets 401 and is not read at all.
+Accepted updates are handled in the background, so Telegram gets its 200 at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from urllib.parse import urlsplit
+
+from aiogram import Bot, Dispatcher
+from aiogram.types import Update
+from aiohttp import web
+from pydantic import ValidationError
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+DEFAULT_PATH = "/telegram/webhook"
+
+
+def webhook_path(url: str) -> str:
+    """The path Telegram will POST to: the path of TELEGRAM_WEBHOOK_URL (a proxy may sit in front)."""
+    path = urlsplit(url).path
+    return path if path and path != "/" else DEFAULT_PATH
+
+
+class WebhookServer:
+    def __init__(self, dispatcher: Dispatcher, bot: Bot, *, secret: str, path: str, host: str, port: int):
+        if not secret:
+            raise ValueError("TELEGRAM_WEBHOOK_SECRET is required in webhook mode")
+        self.dispatcher = dispatcher
+        self.bot = bot
+        self._secret = secret.encode()
+        self.path = path
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post(self.path, self.handle)
+        self._runner = web.AppRunner(app, access_log=None)  # the access log would show nothing useful
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]  # the real one when 0 was asked for
+        log.info("webhook listening on %s:%s%s", self.host, self.port, self.path)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "").encode()
+        if not secrets.compare_digest(given, self._secret):
+            log.warning("webhook request with a wrong or missing secret from %s", request.remote)
+            return web.Response(status=401, text="Unauthorized")
+        try:
+            update = Update.model_validate(await request.json(), context={"bot": self.bot})
+        except (ValueError, ValidationError):
+            return web.Response(status=400, text="Bad update")
+        task = asyncio.create_task(self._feed(update))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return web.json_response({})
+
+    async def _feed(self, update: Update) -> None:
+        try:
+            await self.dispatcher.feed_update(self.bot, update)
+        except Exception:
+            log.exception("webhook update %s failed", update.update_id)
