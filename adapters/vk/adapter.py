@@ -1,0 +1,352 @@
+"""The VK community adapter: VK events → `Incoming` → the core → messages.send.
+
+Events arrive by Bots Long Poll or, when VK_CALLBACK_SECRET or VK_CONFIRMATION_CODE is set, by the
+Callback API. Messages of one chat are handled and answered one at a time, in order; chats run
+concurrently. Replies that cannot be sent now go to the persistent outbox, which this adapter also
+drains for platform "vk" (operators' answers, ticket news).
+
+Kept in memory only, so lost on restart (harmless): what each chat's client can show (an unknown
+client gets inline text buttons), the numbered options last shown to a chat without keyboards, and
+recent event ids (the core's stored dedupe still catches a redelivery after a restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, Generic, TypeVar
+
+from adapters.vk import longpoll
+from adapters.vk.api import KEYBOARD_REFUSED, VkApiClient, VkSendError
+from adapters.vk.callback import CallbackServer, make_app
+from adapters.vk.events import VkButtonPress, VkEvent, VkMessage, VkPermission, parse_event
+from adapters.vk.keyboard import UNKNOWN_CLIENT, ClientInfo, Pressed, Rendered, random_id, render, render_numbered
+from bot.config import Settings
+from bot.dialogue import Dialogue
+from bot.messages import Attachment, Button, Incoming, Reply
+from bot.records import OutboxItem
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "vk"
+RANDOM_SEED = "vk-rid:"  # an outbox item's `event` when it is a direct reply that failed (keeps its random_id)
+START_WORDS = frozenset({"начать", "start", "старт"})
+CALLBACK_CLIENT = ClientInfo(keyboard=True, inline_keyboard=True, button_actions=frozenset({"text", "callback"}))
+MAX_REMEMBERED = 10_000
+MAX_OUTBOX_PAUSE = 300.0
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Recent(Generic[K, V]):
+    """A bounded map that forgets the least recently used keys."""
+
+    def __init__(self, size: int = MAX_REMEMBERED):
+        self.size = size
+        self._data: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        if key in self._data:
+            self._data.move_to_end(key)
+            return self._data[key]
+        return None
+
+    def put(self, key: K, value: V) -> None:
+        self._data[key] = value
+        self._data.move_to_end(key)
+        while len(self._data) > self.size:
+            self._data.popitem(last=False)
+
+    def pop(self, key: K) -> None:
+        self._data.pop(key, None)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+
+class VkAdapter:
+    """`await VkAdapter(settings, dialogue).run(stop)` serves the community until `stop` is set."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        dialogue: Dialogue,
+        *,
+        longpoll_wait: int = 25,
+        retry_base: float = 1.0,
+        outbox_every: float = 1.0,
+        rate: float = 20.0,
+    ):
+        self.settings = settings
+        self.dialogue = dialogue
+        self.store = dialogue.store
+        self.longpoll_wait = longpoll_wait
+        self.retry_base = retry_base
+        self.outbox_every = outbox_every
+        self.rate = rate
+        self.callback_mode = bool(settings.vk_callback_secret or settings.vk_confirmation_code)
+        self.callback_server: CallbackServer | None = None
+        self.ready = asyncio.Event()  # set once events can arrive (the callback port is known)
+        self.client: VkApiClient | None = None
+        self._clients: Recent[int, ClientInfo] = Recent()
+        self._numbered: Recent[int, tuple[Button, ...]] = Recent()
+        self._seen: Recent[str, bool] = Recent()
+        self._chats = ChatLocks()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- running ---------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.client = VkApiClient(
+            self.settings.vk_group_token, self.settings.vk_api_base, rate=self.rate, retry_base=self.retry_base / 2
+        )
+        outbox = asyncio.create_task(self._outbox_worker(stop), name="vk-outbox")
+        try:
+            if self.callback_mode:
+                await self._serve_callback(stop)
+            else:
+                group_id = self.settings.vk_group_id or await self._own_group_id()
+                await longpoll.listen(
+                    self.client,
+                    group_id,
+                    self.accept,
+                    stop,
+                    wait=self.longpoll_wait,
+                    retry_base=self.retry_base,
+                    connected=self.ready,
+                )
+        finally:
+            stop.set()
+            await outbox
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            client, self.client = self.client, None
+            await asyncio.to_thread(client.close)  # may wait for a long poll request to end
+
+    async def _serve_callback(self, stop: asyncio.Event) -> None:
+        app = make_app(
+            self.accept,
+            secret=self.settings.vk_callback_secret,
+            confirmation_code=self.settings.vk_confirmation_code,
+            group_id=self.settings.vk_group_id,
+        )
+        self.callback_server = CallbackServer(app, self.settings.vk_callback_host, self.settings.vk_callback_port)
+        await self.callback_server.start()
+        self.ready.set()
+        try:
+            await stop.wait()
+        finally:
+            await self.callback_server.stop()
+
+    async def _own_group_id(self) -> int:
+        assert self.client is not None
+        answer = await self.client.call("groups.getById", {})
+        groups = answer.get("groups", []) if isinstance(answer, dict) else answer  # 5.199 wraps the list
+        return int(groups[0]["id"])
+
+    def accept(self, raw: dict[str, Any]) -> None:
+        """Take one raw event (from either delivery way): dedupe, then handle it in the background."""
+        event = parse_event(raw)
+        if event is None:
+            return
+        if event.update_id in self._seen:
+            log.debug("VK event %s repeated, ignored", event.update_id)
+            return
+        self._seen.put(event.update_id, True)
+        self._spawn(self._handle(event))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- events ----------------------------------------------------------------------------------
+
+    async def _handle(self, event: VkEvent) -> None:
+        try:
+            if isinstance(event, VkPermission):
+                await self.store.set_chat_blocked(PLATFORM, str(event.user_id), not event.allowed)
+                return
+            async with self._chats.turn(event.peer_id):
+                if isinstance(event, VkButtonPress):
+                    await self._answer_press(event)
+                    self._clients.put(event.peer_id, self._clients.get(event.peer_id) or CALLBACK_CLIENT)
+                    incoming = self._incoming(event.peer_id, event.user_id, "", event.pressed, event.update_id)
+                else:
+                    self._clients.put(event.peer_id, event.client)
+                    incoming = self._message_incoming(event)
+                if await self.store.is_chat_blocked(PLATFORM, str(event.peer_id)):
+                    await self.store.set_chat_blocked(PLATFORM, str(event.peer_id), False)  # they write: allowed
+                replies = await self.dialogue.handle(incoming)
+                await self._deliver(event.peer_id, replies, event.update_id)
+        except Exception:
+            log.exception("VK event %s failed", event.update_id)
+
+    async def _answer_press(self, press: VkButtonPress) -> None:
+        """Stop the button's spinner. Only worth one try: the event id expires within a minute."""
+        assert self.client is not None
+        values = {"event_id": press.event_id, "user_id": press.user_id, "peer_id": press.peer_id}
+        try:
+            await self.client.call("messages.sendMessageEventAnswer", values, attempts=2)
+        except VkSendError as exc:
+            log.warning("VK sendMessageEventAnswer failed: %s", exc)
+
+    def _message_incoming(self, message: VkMessage) -> Incoming:
+        pressed, text = message.pressed, message.text
+        if pressed is None:
+            options = self._numbered.get(message.peer_id)
+            number = text.strip().rstrip(".)")
+            if options and number.isdigit() and 1 <= int(number) <= len(options):
+                chosen = options[int(number) - 1]
+                pressed, text = Pressed(core_payload=chosen.payload), chosen.label
+            elif text.strip().lower() in START_WORDS:
+                pressed = Pressed(start=True)
+        return self._incoming(message.peer_id, message.user_id, text, pressed, message.update_id, message.attachments)
+
+    @staticmethod
+    def _incoming(
+        peer_id: int,
+        user_id: int,
+        text: str,
+        pressed: Pressed | None,
+        update_id: str,
+        attachments: tuple[Attachment, ...] = (),
+    ) -> Incoming:
+        payload: str | None = None
+        if pressed is not None:
+            if pressed.start:
+                text = "/start"
+            else:
+                payload = pressed.core_payload or ""  # "" is refused by the core with a polite answer
+        return Incoming(
+            PLATFORM,
+            str(peer_id),
+            str(user_id),
+            text=text,
+            payload=payload,
+            update_id=update_id,
+            attachments=attachments,
+        )
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    async def _deliver(self, peer_id: int, replies: list[Reply], seed: str) -> None:
+        """Send the core's replies now; what cannot be sent now goes to the outbox, in order."""
+        for index, reply in enumerate(replies):
+            reply_seed = f"{seed}:{index}"
+            try:
+                await self.send_reply(peer_id, reply, reply_seed)
+            except VkSendError as exc:
+                if exc.blocked:
+                    await self.store.set_chat_blocked(PLATFORM, str(peer_id), True)
+                    log.info("VK chat %s does not accept messages (%s)", peer_id, exc)
+                    return
+                if not exc.retry:
+                    log.error("VK refused a reply to %s: %s", peer_id, exc)
+                    continue
+                log.warning("VK reply to %s postponed to the outbox: %s", peer_id, exc)
+                now = time.time()
+                for later_index, later in enumerate(replies[index:], start=index):
+                    await self.store.enqueue(
+                        OutboxItem(
+                            PLATFORM,
+                            str(peer_id),
+                            later,
+                            event=f"{RANDOM_SEED}{seed}:{later_index}",
+                            next_at=now + self.retry_base,
+                            created_at=now,
+                        )
+                    )
+                return
+
+    async def send_reply(self, peer_id: int, reply: Reply, seed: str) -> None:
+        """One reply as one or more messages.send calls, each with a random_id derived from `seed`."""
+        rendered = render(reply, self._clients.get(peer_id) or UNKNOWN_CLIENT)
+        try:
+            await self._send_parts(peer_id, rendered, seed)
+        except VkSendError as exc:
+            if exc.code not in KEYBOARD_REFUSED or rendered.keyboard is None:
+                raise
+            # The client or the community's settings refuse keyboards: show the options as numbers.
+            log.warning("VK refused a keyboard for %s (%s); sending numbered options", peer_id, exc)
+            self._clients.put(peer_id, ClientInfo(keyboard=False, inline_keyboard=False))
+            rendered = render_numbered(reply)
+            await self._send_parts(peer_id, rendered, seed)
+        # A typed number means an option of the last message the chat got, if it showed numbers.
+        if rendered.numbered:
+            self._numbered.put(peer_id, rendered.numbered)
+        else:
+            self._numbered.pop(peer_id)
+
+    async def _send_parts(self, peer_id: int, rendered: Rendered, seed: str) -> None:
+        assert self.client is not None
+        last = len(rendered.parts) - 1
+        for index, part in enumerate(rendered.parts):
+            values: dict[str, Any] = {"peer_id": peer_id, "message": part, "random_id": random_id(peer_id, seed, index)}
+            if index == last and rendered.keyboard:
+                values["keyboard"] = rendered.keyboard
+            await self.client.call("messages.send", values)
+
+    # -- the outbox ------------------------------------------------------------------------------
+
+    async def _outbox_worker(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                for item in await self.store.due((PLATFORM,), time.time()):
+                    if stop.is_set() or self.client is None:
+                        break
+                    await self._deliver_item(item)
+            except Exception:
+                log.exception("VK outbox round failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.outbox_every)
+
+    async def _deliver_item(self, item: OutboxItem) -> None:
+        try:
+            peer_id = int(item.chat_id)
+        except ValueError:
+            await self.store.give_up(item.id, f"not a VK peer id: {item.chat_id!r}")
+            return
+        seed = item.event[len(RANDOM_SEED) :] if item.event.startswith(RANDOM_SEED) else f"outbox:{item.id}"
+        try:
+            await self.send_reply(peer_id, item.reply, seed)
+        except VkSendError as exc:
+            if exc.blocked:
+                await self.store.set_chat_blocked(PLATFORM, item.chat_id, True)
+                await self.store.give_up(item.id, str(exc))
+                log.info("VK chat %s does not accept messages; outbox item %s dropped (%s)", peer_id, item.id, exc)
+            elif exc.retry:
+                pause = min(MAX_OUTBOX_PAUSE, self.retry_base * 2**item.attempts)
+                await self.store.retry_later(item.id, time.time() + pause, str(exc))
+            else:
+                await self.store.give_up(item.id, str(exc))
+                log.error("VK refused outbox item %s: %s", item.id, exc)
+            return
+        await self.store.mark_sent(item.id)
+
+
+class ChatLocks:
+    """`async with locks.turn(peer)`: one event of a chat at a time, in arrival order (asyncio locks
+    are FIFO); a chat's lock is dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, key: int) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)

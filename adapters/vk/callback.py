@@ -1,0 +1,72 @@
+"""Callback API: VK POSTs each event to our web endpoint.
+
+VK wants the confirmation string for {"type": "confirmation"} and the body "ok" for every accepted
+event, quickly (it redelivers otherwise), so events are handed on and processed in the background.
+A wrong secret or group gets 403 and is not processed.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024
+
+
+def make_app(
+    on_event: Callable[[dict[str, Any]], None],
+    *,
+    secret: str,
+    confirmation_code: str,
+    group_id: int | None,
+) -> web.Application:
+    async def receive(request: web.Request) -> web.Response:
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            return web.Response(status=400, text="bad request")
+        if not isinstance(body, dict):
+            return web.Response(status=400, text="bad request")
+        if group_id is not None and body.get("group_id") != group_id:
+            log.warning("VK callback for another community (%r) refused", body.get("group_id"))
+            return web.Response(status=403, text="wrong group")
+        if body.get("type") == "confirmation":
+            if not confirmation_code:
+                return web.Response(status=403, text="no confirmation code configured")
+            return web.Response(text=confirmation_code)
+        if secret and not hmac.compare_digest(str(body.get("secret", "")).encode(), secret.encode()):
+            log.warning("VK callback with a wrong secret refused (type %r)", body.get("type"))
+            return web.Response(status=403, text="forbidden")
+        on_event(body)
+        return web.Response(text="ok")
+
+    app = web.Application(client_max_size=MAX_BODY)
+    app.router.add_post("/{tail:.*}", receive)
+    return app
+
+
+class CallbackServer:
+    """The Callback API endpoint on host:port (port 0 picks a free one; `port` says which)."""
+
+    def __init__(self, app: web.Application, host: str, port: int):
+        self.runner = web.AppRunner(app, access_log=None)
+        self.host = host
+        self.port = port
+
+    async def start(self) -> None:
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.host, self.port)
+        await site.start()
+        if self.runner.addresses:  # the real port when 0 was asked for
+            self.port = self.runner.addresses[0][1]
+        log.info("VK Callback API listening on %s:%s", self.host, self.port)
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()

@@ -1,0 +1,70 @@
+"""Bots Long Poll: vk_api's VkBotLongPoll, each blocking check in the API client's thread pool.
+
+The long poll server's address comes from groups.getLongPollServer, so a proxy or a test fake
+named by VK_API_BASE hands out its own address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import requests
+from vk_api.bot_longpoll import VkBotLongPoll
+from vk_api.exceptions import VkApiError
+
+from adapters.vk.api import VkApiClient, without_token
+
+log = logging.getLogger(__name__)
+
+MAX_PAUSE = 60.0
+
+
+async def listen(
+    client: VkApiClient,
+    group_id: int,
+    on_event: Callable[[dict[str, Any]], None],
+    stop: asyncio.Event,
+    *,
+    wait: int = 25,
+    retry_base: float = 1.0,
+    connected: asyncio.Event | None = None,
+) -> None:
+    """Hand every event to `on_event` until `stop` is set; network and server trouble only pause.
+
+    `connected` is set once the server's address and starting point are known.
+    """
+    poll: VkBotLongPoll | None = None
+    failures = 0
+    try:
+        while not stop.is_set():
+            try:
+                if poll is None:
+                    poll = await client.run_blocking(VkBotLongPoll, client.vk, group_id, wait)
+                    log.info("VK long poll connected (group %s)", group_id)
+                    if connected is not None:
+                        connected.set()
+                events = await client.run_blocking(poll.check)
+            except (VkApiError, requests.RequestException, ValueError, KeyError, TypeError) as exc:
+                # ValueError: a body that is not JSON (a proxy's 502 page); KeyError/TypeError: a
+                # malformed answer. Start over with a fresh server address after a pause.
+                failures += 1
+                pause = min(MAX_PAUSE, retry_base * 2 ** min(failures - 1, 10))
+                log.warning(
+                    "VK long poll failed (%s: %s); again in %.1fs", type(exc).__name__, without_token(str(exc)), pause
+                )
+                if poll is not None:
+                    poll.session.close()
+                    poll = None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), pause)
+                continue
+            failures = 0
+            for event in events:
+                on_event(event.raw)
+    finally:
+        if poll is not None:
+            poll.session.close()
