@@ -296,7 +296,6 @@ def test_check_command_refuses_a_missing_directory(tmp_path):
     assert result.returncode == 1
 
 
-@pytest.mark.xfail(strict=False, reason="knowledge being tuned")
 def test_shipped_knowledge_passes_check(tmp_path):
     result = gosbot("check", str(KNOWLEDGE), env=env(tmp_path))
     assert result.returncode == 0, result.stdout
