@@ -11,6 +11,7 @@ the score.
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 from collections import defaultdict
@@ -29,7 +30,11 @@ CLARIFY_SCORE = 40.0
 MAX_CLARIFY = 3
 FUZZY_CUTOFF = 82.0  # for words of 4-6 letters; longer words tolerate more typos
 FUZZY_CUTOFF_LONG = 75.0
-RECALL_WEIGHT = 0.6  # score = recall^w * precision^(1-w)
+RECALL_WEIGHT = 0.6
+CANDIDATE_BUDGET = 1000  # phrasings scored per question at most (rarest words' postings first)
+RANK_LIMIT = (
+    40  # targets the decision looks at; enough for a runner-up of another topic  # score = recall^w * precision^(1-w)
+)
 _EMOJI = re.compile(r"[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\uFE0F\u200D]")
 
 
@@ -74,6 +79,7 @@ class _Doc:
     target: int
     tokens: tuple[str, ...]
     weight: float = 0.0
+    token_set: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -103,8 +109,9 @@ class Matcher:
             self._add_target(entry.id, "faq", entry.topic, entry.question, (entry.question, *entry.phrasings))
         for flow in k.flows.values():
             self._add_target(flow.id, "flow", flow.topic, flow.title, flow.phrasings)
-        if k.out_of_scope:
-            self._add_target(OUT_OF_SCOPE, "oos", "other_out_of_scope", "", k.out_of_scope)
+        # Always present (perhaps without phrasings) so the other-service rule has a target to name.
+        self._add_target(OUT_OF_SCOPE, "oos", "other_out_of_scope", "", k.out_of_scope)
+        self.oos_target = len(self.targets) - 1
         df: dict[str, set[int]] = defaultdict(set)
         postings: dict[str, list[int]] = defaultdict(list)
         for index, doc in enumerate(self.docs):
@@ -117,7 +124,10 @@ class Matcher:
         self.postings = dict(postings)
         self.vocabulary = list(self.postings)
         for doc in self.docs:
-            doc.weight = sum(self.idf[t] for t in set(doc.tokens))
+            doc.token_set = frozenset(doc.tokens)
+            doc.weight = sum(self.idf[t] for t in doc.token_set)
+        # How many phrasings one question may score (see rank); the whole shipped FAQ fits.
+        self.candidate_budget = CANDIDATE_BUDGET
         for intent in k.smalltalk:
             for phrasing in intent.phrasings:
                 for word in self.normalizer(phrasing).words:
@@ -157,39 +167,57 @@ class Matcher:
             self._expansions[token] = result
         return result
 
-    def rank(self, tokens: tuple[str, ...], *, exclude_doc: int | None = None) -> list[Candidate]:
-        """Targets by score (0..100), best first."""
+    def rank(
+        self, tokens: tuple[str, ...], *, exclude_doc: int | None = None, limit: int | None = None
+    ) -> list[Candidate]:
+        """Targets by score (0..100), best first; `limit` keeps only the best few (the hot path)."""
         query = list(dict.fromkeys(tokens))
         if not query:
             return []
-        recall: dict[int, float] = defaultdict(float)
-        precision: dict[int, float] = defaultdict(float)
-        query_weight = 0.0
-        for q in query:
+        # Each vocabulary word a question word may stand for, with the question words it serves.
+        hits: dict[str, list[tuple[int, float]]] = {}
+        query_idf: list[float] = []
+        for index, q in enumerate(query):
             expansions = self.expand(q)
-            q_idf = max((self.idf[w] for w, _ in expansions), default=self.unknown_idf)
-            query_weight += q_idf
-            best_for_q: dict[int, float] = {}
+            query_idf.append(max((self.idf[w] for w, _ in expansions), default=self.unknown_idf))
             for word, similarity in expansions:
-                w_idf = self.idf[word]
-                for doc in self.postings[word]:
-                    recall[doc] += w_idf * similarity
-                    if similarity > best_for_q.get(doc, 0.0):
-                        best_for_q[doc] = similarity
-            for doc, similarity in best_for_q.items():
-                precision[doc] += q_idf * similarity
+                hits.setdefault(word, []).append((index, similarity))
+        if not hits:
+            return []
+        query_weight = sum(query_idf)
+        # Candidates come from the rarest words first, until a budget of phrasings is reached: a word
+        # in most phrasings ("не", "госуслуги") still counts in every score, but walking its postings
+        # costs more than it can change at the top of the ranking.
+        candidates: set[int] = set()
+        for word in sorted(hits, key=lambda w: len(self.postings[w])):
+            if candidates and len(candidates) + len(self.postings[word]) > self.candidate_budget:
+                break
+            candidates.update(self.postings[word])
+        candidates.discard(exclude_doc)  # type: ignore[arg-type]
+        gain = {w: self.idf[w] * max(sim for _, sim in served) for w, served in hits.items()}
+        words = gain.keys()
         best: dict[int, float] = {}
-        for doc_index, r in recall.items():
-            if doc_index == exclude_doc:
-                continue
+        size = len(query)
+        for doc_index in candidates:
             entry = self.docs[doc_index]
-            r_norm = min(r / entry.weight, 1.0) if entry.weight else 0.0
-            p_norm = min(precision[doc_index] / query_weight, 1.0)
+            shared = entry.token_set & words
+            recall = sum(gain[t] for t in shared)
+            per_query = [0.0] * size
+            for token in shared:
+                for index, similarity in hits[token]:
+                    if similarity > per_query[index]:
+                        per_query[index] = similarity
+            precision = sum(w * s for w, s in zip(query_idf, per_query, strict=True))
+            r_norm = min(recall / entry.weight, 1.0) if entry.weight else 0.0
+            p_norm = min(precision / query_weight, 1.0)
             # Recall counts more: long stories explain more than any phrasing says.
             score = 100.0 * (r_norm**RECALL_WEIGHT) * (p_norm ** (1.0 - RECALL_WEIGHT))
             if score > best.get(entry.target, 0.0):
                 best[entry.target] = score
-        ranked = sorted(best.items(), key=lambda kv: -kv[1])
+        if limit is None:
+            ranked = sorted(best.items(), key=lambda kv: -kv[1])
+        else:
+            ranked = heapq.nlargest(limit, best.items(), key=lambda kv: kv[1])
         return [
             Candidate(
                 self.targets[t].id, self.targets[t].kind, self.targets[t].topic, round(s, 1), self.targets[t].label
@@ -214,7 +242,7 @@ class Matcher:
         return self.decide_tokens(content)
 
     def decide_tokens(self, content: tuple[str, ...]) -> Decision:
-        return self.decide_ranked(self.rank(content), content)
+        return self.decide_ranked(self.rank(content, limit=RANK_LIMIT), content)
 
     def decide_ranked(self, candidates: list[Candidate], content: tuple[str, ...]) -> Decision:
         """Thresholds and margins over a ranking (the checker reuses this with one phrasing left out)."""
@@ -226,7 +254,8 @@ class Matcher:
             )
         first = candidates[0]
         if first.kind != "oos" and any(t in self.foreign for t in content):
-            first = next(c for c in candidates if c.kind == "oos")
+            oos = self.targets[self.oos_target]
+            first = Candidate(oos.id, oos.kind, oos.topic, 0.0, oos.label)
         if first.kind == "oos":
             # Another service's question ("электронный дневник", "заказ на маркетплейсе"): say so.
             others = tuple(c for c in candidates if c.kind != "oos")[:MAX_CLARIFY]
