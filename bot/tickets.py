@@ -155,7 +155,9 @@ class Desk:
         await self._to_desk(ticket, "taken", f"{operator} взял(а) обращение {ticket_label(number)}")
         return ticket
 
-    async def reply(self, number: int, text: str, operator: str) -> Ticket:
+    async def reply(self, number: int, text: str, operator: str, *, to_desk: bool = True) -> Ticket:
+        """Send staff's answer to the citizen; `to_desk` also shows it on the operators' desk
+        (off when it was written on the desk itself)."""
         ticket = await self._open_one(number)
         clean = redact(text.strip()).text
         if not clean:
@@ -167,13 +169,17 @@ class Desk:
         await self.store.add_ticket_message(TicketMessage(number, "operator", clean, self.clock(), operator))
         k = self.knowledge()
         await self._to_citizen(ticket, Reply(k.text("operator_reply", ticket=ticket_label(number), text=clean)))
+        if to_desk:
+            await self._to_desk(ticket, "operator", f"{operator} → гражданину: {clean}")
         return ticket
 
-    async def note(self, number: int, text: str, operator: str) -> Ticket:
+    async def note(self, number: int, text: str, operator: str, *, to_desk: bool = True) -> Ticket:
+        """An internal note: staff see it, the citizen never does."""
         ticket = await self.get(number)
-        await self.store.add_ticket_message(
-            TicketMessage(number, "note", redact(text.strip()).text, self.clock(), operator)
-        )
+        clean = redact(text.strip()).text
+        await self.store.add_ticket_message(TicketMessage(number, "note", clean, self.clock(), operator))
+        if to_desk:
+            await self._to_desk(ticket, "note", f"Заметка ({operator}): {clean}")
         return ticket
 
     async def close(self, number: int, operator: str) -> Ticket:
@@ -202,7 +208,7 @@ class Desk:
 
     async def set_desk_ref(self, ticket: Ticket, desk_ref: str | None) -> None:
         ticket.desk_ref = desk_ref
-        await self.store.update_ticket(ticket)
+        await self.store.set_desk_ref(ticket.number, desk_ref)
 
     # -- helpers ---------------------------------------------------------------------------------
 

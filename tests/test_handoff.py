@@ -222,3 +222,19 @@ async def test_console_delivers_an_operator_reply_next_time_the_chat_is_open(dia
     await console.deliver_outbox()
     await console.say("4")  # the rating buttons were printed as [1]..[5]
     assert (await dialogue.store.get_ticket(t.number)).rating == 4
+
+
+async def test_terminal_replies_and_notes_reach_the_desk_but_desk_written_ones_do_not_echo(dialogue):
+    from bot.messages import Incoming
+
+    await dialogue.handle(Incoming("telegram", "77", text="/operator"))
+    ticket = await dialogue.store.open_ticket_for("telegram", "77")
+    await dialogue.desk.reply(ticket.number, "Ответ из терминала", "Ирина")
+    await dialogue.desk.note(ticket.number, "Заметка из терминала", "Ирина")
+    await dialogue.desk.reply(ticket.number, "Ответ из темы", "Ирина", to_desk=False)
+    desk_texts = [i.reply.text for i in await dialogue.store.due(("desk",), now=float("inf"), limit=100)]
+    assert any("Ответ из терминала" in t for t in desk_texts)
+    assert any("Заметка из терминала" in t for t in desk_texts)
+    assert not any("Ответ из темы" in t for t in desk_texts)
+    await dialogue.store.set_desk_ref(ticket.number, "555")
+    assert (await dialogue.store.find_ticket_by_desk_ref("555")).number == ticket.number

@@ -79,7 +79,7 @@ class Staff:
         """Do what the operator wrote; an answer for them when the outbox won't show the result."""
         desk = self.dialogue.desk
         if not text.startswith("/"):
-            await desk.reply(ticket.number, text, operator)
+            await desk.reply(ticket.number, text, operator, to_desk=False)
             return None
         command, _, argument = text.partition(" ")
         command = command.split("@", 1)[0].lower()
@@ -87,7 +87,7 @@ class Staff:
         if command == "/note":
             if not argument:
                 return "Напишите заметку после команды: /note текст"
-            await desk.note(ticket.number, argument, operator)
+            await desk.note(ticket.number, argument, operator, to_desk=False)
             return "📝 Заметка сохранена (гражданин её не видит)."
         if command == "/take":
             await desk.take(ticket.number, operator)

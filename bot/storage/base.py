@@ -66,6 +66,10 @@ class Store(ABC):
     async def ticket_messages(self, number: int) -> list[TicketMessage]: ...
 
     @abstractmethod
+    async def set_desk_ref(self, number: int, desk_ref: str | None) -> None:
+        """Only the desk reference: a desk worker must not overwrite a status changed meanwhile."""
+
+    @abstractmethod
     async def find_ticket_by_desk_ref(self, desk_ref: str) -> Ticket | None: ...
 
     # outbox

@@ -78,6 +78,9 @@ class MemoryStore(Store):
     async def ticket_messages(self, number: int) -> list[TicketMessage]:
         return list(self.messages.get(number, []))
 
+    async def set_desk_ref(self, number: int, desk_ref: str | None) -> None:
+        self.tickets[number].desk_ref = desk_ref
+
     async def find_ticket_by_desk_ref(self, desk_ref: str) -> Ticket | None:
         for ticket in self.tickets.values():
             if ticket.desk_ref == desk_ref:

@@ -271,6 +271,9 @@ class SqliteStore(Store):
     async def find_ticket_by_desk_ref(self, desk_ref: str) -> Ticket | None:
         return await self._one_ticket("desk_ref=? ORDER BY number DESC LIMIT 1", (desk_ref,))
 
+    async def set_desk_ref(self, number: int, desk_ref: str | None) -> None:
+        await self._outbox_update("UPDATE tickets SET desk_ref=? WHERE number=?", (desk_ref, number))
+
     async def update_ticket(self, ticket: Ticket) -> None:
         t = ticket
         async with self._lock:
