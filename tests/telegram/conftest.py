@@ -7,19 +7,11 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
-from fake_bot_api import OPS, FakeBotAPI
+from fake_bot_api import FAST, OPS, FakeBotAPI
 
-from adapters.telegram import Limits, TelegramAdapter, TelegramOptions
+from adapters.telegram import TelegramAdapter
 from bot.config import Settings
 from bot.dialogue import Dialogue
-
-FAST = TelegramOptions(
-    limits=Limits(per_second=1000, chat_interval=0.01, group_interval=0.01, retry_base=0.05, max_inline_wait=5),
-    outbox_interval=0.05,
-    polling_timeout=1,
-    overdue_every=0.1,
-    shutdown_grace=2,
-)
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.telegram import Limits, TelegramOptions
+
 OPS = -1001234567890  # the operators' forum supergroup
 OPERATOR = 9001  # a member of it
 BOT = {"id": 4242, "is_bot": True, "first_name": "Госуслуги помощник", "username": "gosbot_test_bot"}
@@ -277,3 +279,13 @@ def _result(result: Any) -> tuple[int, dict[str, Any]]:
 
 def _error(status: int, description: str) -> tuple[int, dict[str, Any]]:
     return status, {"ok": False, "error_code": status, "description": description}
+
+
+# Adapter options for tests: no real waiting, quick retries and shutdown.
+FAST = TelegramOptions(
+    limits=Limits(per_second=1000, chat_interval=0.01, group_interval=0.01, retry_base=0.05, max_inline_wait=5),
+    outbox_interval=0.05,
+    polling_timeout=1,
+    overdue_every=0.1,
+    shutdown_grace=2,
+)

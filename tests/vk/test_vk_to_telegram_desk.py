@@ -9,22 +9,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "telegram"))
 
+from fake_bot_api import FAST as FAST_TG  # noqa: E402
 from fake_bot_api import OPERATOR, OPS, FakeBotAPI  # noqa: E402
 from fake_vk import FAST, GROUP_ID, TOKEN, FakeVk, eventually  # noqa: E402
 
-from adapters.telegram import Limits, TelegramAdapter, TelegramOptions  # noqa: E402
+from adapters.telegram import TelegramAdapter  # noqa: E402
 from adapters.vk import VkAdapter  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.dialogue import Dialogue  # noqa: E402
 
 PEER = 4242
-FAST_TG = TelegramOptions(
-    limits=Limits(per_second=1000, chat_interval=0.01, group_interval=0.01, retry_base=0.05, max_inline_wait=5),
-    outbox_interval=0.05,
-    polling_timeout=1,
-    overdue_every=0.1,
-    shutdown_grace=2,
-)
 
 
 async def test_a_vk_ticket_is_answered_from_the_telegram_forum(fake_vk: FakeVk, dialogue: Dialogue):
