@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.knowledge import Knowledge, KnowledgeError, load_knowledge, parse_knowledge, read_texts
+from bot.knowledge import FaqEntry, Knowledge, KnowledgeError, load_knowledge, parse_knowledge, read_texts
 from bot.matching import Matcher
 from bot.yamlpos import Problem
 
@@ -49,7 +49,7 @@ def confusions(matcher: Matcher) -> list[Problem]:
 def _phrasing_of(matcher: Matcher, item, tokens: tuple[str, ...]) -> tuple[str, int]:  # type: ignore[no-untyped-def]
     texts = list(item.phrasings)
     lines = list(item.phrasing_lines)
-    if hasattr(item, "question"):
+    if isinstance(item, FaqEntry):
         texts.insert(0, item.question)
         lines.insert(0, item.line)
     for text, line in zip(texts, lines, strict=False):

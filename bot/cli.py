@@ -125,12 +125,14 @@ def decide(matcher, text: str):  # type: ignore[no-untyped-def]
 
 
 def decision_json(text: str, d) -> dict:  # type: ignore[no-untyped-def]
+    from bot.evaluation import decision_topic
+
     return {
         "text": text,
         "outcome": d.outcome,
         "faq_id": d.faq_id,
         "flow_id": d.flow_id,
-        "topic": "phone_contacts" if d.outcome == "contacts" else d.topic,
+        "topic": decision_topic(d),
         "score": d.score,
         "candidates": [{"faq_id": c.target_id, "topic": c.topic, "score": c.score} for c in d.candidates],
     }
@@ -214,7 +216,7 @@ def _cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_tickets(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.tickets import TicketError, ticket_card
+    from bot.tickets import TicketError, format_time, ticket_card
 
     async def run() -> int:
         dialogue = await open_core(settings)
@@ -232,7 +234,7 @@ def _cmd_tickets(args: argparse.Namespace, settings: Settings) -> int:
                     for t in tickets:
                         urgent = "!" if t.priority == "urgent" else " "
                         print(
-                            f"{t.number:>5} {urgent} {t.status:<9} {t.topic:<22} {t.platform}:{t.chat_id}  до {_when(t.due_at)}"
+                            f"{t.number:>5} {urgent} {t.status:<9} {t.topic:<22} {t.platform}:{t.chat_id}  до {format_time(t.due_at)}"
                         )
                     if not tickets:
                         print("no tickets")
@@ -261,12 +263,6 @@ def _cmd_tickets(args: argparse.Namespace, settings: Settings) -> int:
             await store.close()
 
     return asyncio.run(run())
-
-
-def _when(ts: float) -> str:
-    import time
-
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
 
 
 def _ticket_json(t, messages) -> dict:  # type: ignore[no-untyped-def]

@@ -37,27 +37,33 @@ OPTION_MATCH = 85.0  # typed text that matches a step's button label this well p
 class KnowledgeSource:
     """The current knowledge and matcher; reloads edited files, keeps the last good on a bad edit."""
 
-    def __init__(self, directory: Path | str, *, check_every: float = 1.0):
-        self.directory = Path(directory)
+    def __init__(
+        self,
+        directory: Path | str | None,
+        *,
+        check_every: float = 1.0,
+        loaded: tuple[Knowledge, Matcher] | None = None,
+    ):
+        self.directory = Path(directory) if directory is not None else None
         self.check_every = check_every
-        self._print = fingerprint(self.directory)
-        self.knowledge, self.matcher = validate_dir(self.directory)  # a bad start is the caller's error
+        self._print = fingerprint(self.directory) if self.directory else ()
+        if loaded is None:
+            if self.directory is None:
+                raise ValueError("KnowledgeSource needs a directory or loaded knowledge")
+            loaded = validate_dir(self.directory)  # a bad start is the caller's error
+        self.knowledge, self.matcher = loaded
         self.problems: list[str] = []
         self._checked = time.monotonic()
 
     @classmethod
     def fixed(cls, knowledge: Knowledge, matcher: Matcher) -> KnowledgeSource:
-        source = cls.__new__(cls)
-        source.directory = Path()
-        source.check_every = float("inf")
-        source._print = ()
-        source.knowledge, source.matcher = knowledge, matcher
-        source.problems = []
-        source._checked = time.monotonic()
-        return source
+        """Knowledge that never reloads (tests, benchmarks)."""
+        return cls(None, check_every=float("inf"), loaded=(knowledge, matcher))
 
     def refresh(self, *, force: bool = False) -> bool:
         """Reload if the files changed; True when new knowledge took effect."""
+        if self.directory is None:
+            return False
         now = time.monotonic()
         if not force and now - self._checked < self.check_every:
             return False

@@ -231,7 +231,7 @@ class Matcher:
         """One decision for a free-text message (commands and buttons are the dialogue's business)."""
         numbers = tuple(phones.find_numbers(text))
         normalized = self.normalizer(text)
-        if numbers and phones.asks_about_number(text, list(numbers), set(self.knowledge.official_numbers)):
+        if numbers and phones.asks_about_number(text, numbers, self.knowledge.official_numbers):
             return Decision(
                 "number_check", topic="fraud_security", numbers=numbers, normalized=" ".join(normalized.content)
             )
@@ -246,7 +246,8 @@ class Matcher:
 
     def decide_ranked(self, candidates: list[Candidate], content: tuple[str, ...]) -> Decision:
         """Thresholds and margins over a ranking (the checker reuses this with one phrasing left out)."""
-        top = tuple(c for c in candidates if c.kind != "oos")[:MAX_CLARIFY]
+        in_scope = [c for c in candidates if c.kind != "oos"]
+        top = tuple(in_scope[:MAX_CLARIFY])
         normalized = " ".join(content)
         if not candidates or candidates[0].score < CLARIFY_SCORE:
             return Decision(
@@ -258,18 +259,15 @@ class Matcher:
             first = Candidate(oos.id, oos.kind, oos.topic, 0.0, oos.label)
         if first.kind == "oos":
             # Another service's question ("электронный дневник", "заказ на маркетплейсе"): say so.
-            others = tuple(c for c in candidates if c.kind != "oos")[:MAX_CLARIFY]
             return Decision(
-                "fallback", OUT_OF_SCOPE, "oos", "other_out_of_scope", first.score, others, normalized=normalized
+                "fallback", OUT_OF_SCOPE, "oos", "other_out_of_scope", first.score, top, normalized=normalized
             )
-        candidates = [c for c in candidates if c.kind != "oos"]
-        top = tuple(candidates[:MAX_CLARIFY])
-        rival = next((c for c in candidates[1:] if c.topic != first.topic), None)
+        rival = next((c for c in in_scope[1:] if c.topic != first.topic), None)
         margin = first.score - rival.score if rival else first.score
         if first.score >= ANSWER_SCORE and margin >= ANSWER_MARGIN:
             outcome = "flow" if first.kind == "flow" else "answer"
             return Decision(outcome, first.target_id, first.kind, first.topic, first.score, top, normalized=normalized)
-        close = tuple(c for c in candidates[:MAX_CLARIFY] if c.score >= CLARIFY_SCORE)
+        close = tuple(c for c in top if c.score >= CLARIFY_SCORE)
         return Decision("clarify", None, None, first.topic, first.score, close, normalized=normalized)
 
     def _smalltalk(self, text: str, normalized: Normalized) -> str | None:

@@ -182,12 +182,10 @@ class Normalized:
 class Normalizer:
     """Text → lemmas. Built from the editors' synonyms and filler words."""
 
-    def __init__(
-        self, synonyms: dict[str, tuple[str, ...]], filler: tuple[str, ...], latin_words: frozenset[str] = frozenset()
-    ):
+    def __init__(self, synonyms: dict[str, tuple[str, ...]], filler: tuple[str, ...]):
         # Latin words that stay Latin (sms, esia, pdf …): the synonym table names them.
         variants = {v for vs in synonyms.values() for v in vs} | set(synonyms)
-        self.latin = {v for v in variants if re.fullmatch(r"[a-z]+", v)} | set(latin_words)
+        self.latin = {v for v in variants if re.fullmatch(r"[a-z]+", v)}
         self.phrases: dict[tuple[str, ...], str] = {}
         for canonical, vs in synonyms.items():
             target = " ".join(self._lemmas(canonical)) or canonical

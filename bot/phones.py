@@ -7,6 +7,7 @@ Canonical form: digits only, a leading 8 or 7 becomes 7 (11 digits), short numbe
 from __future__ import annotations
 
 import re
+from collections.abc import Container, Sequence
 
 # 10 national digits after an optional +7 / 7 / 8 prefix, separated by spaces, dashes, dots or
 # brackets. The look-arounds stop it from eating into longer digit runs (card or document numbers).
@@ -77,7 +78,18 @@ _VERIFY_CONTEXT = re.compile(
 )
 
 
-def asks_about_number(text: str, numbers: list[str], official: set[str]) -> bool:
+def written_spans(text: str) -> list[tuple[int, int]]:
+    """Where `text` writes something that is surely a phone number: +7/8 and ten digits, or a
+    ten-digit mobile number (9xx). Redaction leaves these alone: citizens ask about them."""
+    spans = []
+    for match in _FULL.finditer(text):
+        digits = re.sub(r"\D", "", match.group())
+        if (len(digits) == 11 and digits[0] in "78") or (len(digits) == 10 and digits[0] == "9"):
+            spans.append((match.start(), match.end()))
+    return spans
+
+
+def asks_about_number(text: str, numbers: Sequence[str], official: Container[str]) -> bool:
     """Whether a message with numbers asks "is this number official?" rather than how to reach support.
 
     Any unknown number is worth a warning; a message naming only official numbers ("на 115 не

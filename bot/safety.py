@@ -113,7 +113,7 @@ def redact(text: str) -> Redacted:
         if not any(s < end and start < e for s, e, _ in spans):
             spans.append((start, end, kind))
 
-    protected = _phone_spans(text)
+    protected = phones.written_spans(text)
 
     for m in _PASSWORD.finditer(text):
         group = "val" if m.group("val") else "val2"
@@ -157,16 +157,6 @@ def redact(text: str) -> Redacted:
     marked.append(text[last:])
     plain.append(text[last:])
     return Redacted("".join(marked), "".join(plain), frozenset(kind for _, _, kind in spans))
-
-
-def _phone_spans(text: str) -> list[tuple[int, int]]:
-    """Where the text writes a phone number: a citizen asking "is this number official?" keeps it."""
-    spans = []
-    for m in phones._FULL.finditer(text):
-        digits = re.sub(r"\D", "", m.group())
-        if (len(digits) == 11 and digits[0] in "78") or (len(digits) == 10 and digits[0] == "9"):
-            spans.append((m.start(), m.end()))
-    return spans
 
 
 def _inside(start: int, end: int, spans: list[tuple[int, int]]) -> bool:

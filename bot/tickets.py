@@ -43,7 +43,7 @@ def ticket_card(ticket: Ticket, messages: list[TicketMessage], k: Knowledge | No
         f"Обращение {ticket_label(ticket.number)} · {'СРОЧНО' if ticket.priority == 'urgent' else 'обычное'} · {topic}",
         f"Платформа: {ticket.platform}, чат {ticket.chat_id}" + (f", {ticket.user_name}" if ticket.user_name else ""),
         f"Статус: {ticket.status}" + (f", ведёт {ticket.operator}" if ticket.operator else ""),
-        f"Создано: {_when(ticket.created_at)}, ответить до {_when(ticket.due_at)}",
+        f"Создано: {format_time(ticket.created_at)}, ответить до {format_time(ticket.due_at)}",
     ]
     if ticket.steps_tried:
         lines.append("Уже пробовал(а): " + ", ".join(ticket.steps_tried))
@@ -63,7 +63,7 @@ def ticket_card(ticket: Ticket, messages: list[TicketMessage], k: Knowledge | No
     return "\n".join(lines)
 
 
-def _when(ts: float) -> str:
+def format_time(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
 
 

@@ -272,7 +272,7 @@ class SqliteStore(Store):
         return await self._one_ticket("desk_ref=? ORDER BY number DESC LIMIT 1", (desk_ref,))
 
     async def set_desk_ref(self, number: int, desk_ref: str | None) -> None:
-        await self._outbox_update("UPDATE tickets SET desk_ref=? WHERE number=?", (desk_ref, number))
+        await self._write("UPDATE tickets SET desk_ref=? WHERE number=?", (desk_ref, number))
 
     async def update_ticket(self, ticket: Ticket) -> None:
         t = ticket
@@ -369,21 +369,21 @@ class SqliteStore(Store):
             rows = await cursor.fetchall()
         return [_outbox(r) for r in rows]
 
-    async def _outbox_update(self, sql: str, args: tuple[object, ...]) -> None:
+    async def _write(self, sql: str, args: tuple[object, ...]) -> None:
         async with self._lock:
             await self.db.execute(sql, args)
             await self.db.commit()
 
     async def mark_sent(self, item_id: int) -> None:
-        await self._outbox_update("UPDATE outbox SET status='sent', error='' WHERE id=?", (item_id,))
+        await self._write("UPDATE outbox SET status='sent', error='' WHERE id=?", (item_id,))
 
     async def retry_later(self, item_id: int, next_at: float, error: str) -> None:
-        await self._outbox_update(
+        await self._write(
             "UPDATE outbox SET attempts=attempts+1, next_at=?, error=? WHERE id=?", (next_at, error, item_id)
         )
 
     async def give_up(self, item_id: int, error: str) -> None:
-        await self._outbox_update("UPDATE outbox SET status='dead', error=? WHERE id=?", (error, item_id))
+        await self._write("UPDATE outbox SET status='dead', error=? WHERE id=?", (error, item_id))
 
     async def pending_count(self, platform: str | None = None) -> int:
         async with self._lock:
@@ -400,12 +400,12 @@ class SqliteStore(Store):
 
     async def set_chat_blocked(self, platform: str, chat_id: str, blocked: bool) -> None:
         if blocked:
-            await self._outbox_update(
+            await self._write(
                 "INSERT OR IGNORE INTO blocked_chats (platform, chat_id, at) VALUES (?,?,julianday('now'))",
                 (platform, chat_id),
             )
         else:
-            await self._outbox_update("DELETE FROM blocked_chats WHERE platform=? AND chat_id=?", (platform, chat_id))
+            await self._write("DELETE FROM blocked_chats WHERE platform=? AND chat_id=?", (platform, chat_id))
 
     async def is_chat_blocked(self, platform: str, chat_id: str) -> bool:
         async with self._lock:
