@@ -1,71 +1,84 @@
-"""The full knowledge check: structure (bot.knowledge) plus what only the matcher can tell.
+"""The full knowledge check: structure (bot.knowledge), then what only the trained matcher can tell.
 
-A phrasing that the matcher ranks closer to another entry than to its own (its own other phrasings,
-itself left out) will send citizens to the wrong answer, so it is a problem like a missing field.
+Problems stop a reload and fail `gosbot check`. Warnings are shown to editors but do not stop
+anything: training material that contradicts itself — the same message filed under two topics, or
+an example that everything else the classifier learned reads as another topic.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 
-from bot.knowledge import FaqEntry, Knowledge, KnowledgeError, load_knowledge, parse_knowledge, read_texts
+from bot import classifier
+from bot.knowledge import Knowledge, KnowledgeError, load_knowledge, parse_knowledge, read_texts
 from bot.matching import Matcher
 from bot.yamlpos import Problem
 
+MISFIT_C = 0.5  # a strongly regularised classifier for the check: one odd example cannot bend it
+MISFIT_RATIO = 4.0  # an example it finds this many times likelier to be another topic than its own
 
-def confusions(matcher: Matcher) -> list[Problem]:
-    """Phrasings that, left out of their own entry, would be answered confidently by another topic.
 
-    That is exactly the citizen's experience: someone writing this phrasing gets another topic's
-    answer. Another entry of the same topic winning is not reported: the citizen still lands in the
-    right place, and near-ties there are the matcher's "did you mean".
-    """
-    problems: list[Problem] = []
+def _labelled(k: Knowledge) -> list[tuple[str, str, str, int]]:
+    """Every labelled text an editor wrote: (text, topic, file, line)."""
+    rows: list[tuple[str, str, str, int]] = []
+    for e in k.faq.values():
+        rows.append((e.question, e.topic, e.file, e.line))
+        rows.extend((t, e.topic, e.file, n) for t, n in zip(e.phrasings, e.phrasing_lines, strict=False))
+    for f in k.flows.values():
+        rows.extend((t, f.topic, f.file, n) for t, n in zip(f.phrasings, f.phrasing_lines, strict=False))
+    rows.extend((x.text, x.topic, x.file, x.line) for x in k.examples)
+    return rows
+
+
+def warnings(matcher: Matcher) -> list[Problem]:
+    """Contradictions in the training material, as file:line warnings."""
     k = matcher.knowledge
-    for doc_index, doc in enumerate(matcher.docs):
-        own = matcher.targets[doc.target]
-        if own.kind == "oos":
-            continue
-        ranking = matcher.rank(doc.tokens, exclude_doc=doc_index)
-        decision = matcher.decide_ranked(ranking, doc.tokens)
-        if decision.outcome not in ("answer", "flow") or decision.topic == own.topic:
-            continue
-        own_score = next((c.score for c in ranking if c.target_id == own.id), 0.0)
-        item = k.faq.get(own.id) or k.flows.get(own.id)
-        if item is None:
-            continue
-        phrasing, line = _phrasing_of(matcher, item, doc.tokens)
-        problems.append(
-            Problem(
-                item.file,
-                line,
-                f"phrasing '{phrasing}' of '{own.id}' matches '{decision.target_id}' ({decision.topic}) better "
-                f"({decision.score:.0f} against {own_score:.0f}); reword it or move it",
-            )
-        )
-    return problems
-
-
-def _phrasing_of(matcher: Matcher, item, tokens: tuple[str, ...]) -> tuple[str, int]:  # type: ignore[no-untyped-def]
-    texts = list(item.phrasings)
-    lines = list(item.phrasing_lines)
-    if isinstance(item, FaqEntry):
-        texts.insert(0, item.question)
-        lines.insert(0, item.line)
-    for text, line in zip(texts, lines, strict=False):
-        if matcher.normalizer(text).content == tokens:
-            return text, line
-    return " ".join(tokens), item.line
+    found: list[Problem] = []
+    rows = _labelled(k)
+    lemmas = [matcher.lemmas(text) for text, *_ in rows]
+    by_text: dict[str, list[int]] = defaultdict(list)
+    for index, key in enumerate(lemmas):
+        if key:
+            by_text[key].append(index)
+    for indexes in by_text.values():
+        first = rows[indexes[0]]
+        for index in indexes[1:]:
+            text, topic, file, line = rows[index]
+            if topic != first[1]:
+                found.append(
+                    Problem(
+                        file,
+                        line,
+                        f"warning: '{text}' ({topic}) says the same as '{first[0]}' ({first[1]}) "
+                        f"at {first[2]}:{first[3]}; keep it under one topic",
+                    )
+                )
+    examples = [i for i, (_, _, file, _) in enumerate(rows) if file.startswith("examples/") and lemmas[i]]
+    if examples:
+        usable = [i for i, key in enumerate(lemmas) if key]
+        model = classifier.fit([lemmas[i] for i in usable], [rows[i][1] for i in usable], c=MISFIT_C)
+        predictions = model.predict_many([lemmas[i] for i in examples])
+        for index, ranked in zip(examples, predictions, strict=True):
+            text, topic, file, line = rows[index]
+            best, p = ranked[0]
+            own = dict(ranked).get(topic, 0.0)
+            if best != topic and p >= MISFIT_RATIO * own:
+                found.append(
+                    Problem(
+                        file,
+                        line,
+                        f"warning: '{text}' is filed under {topic}, but everything else the classifier learned "
+                        f"reads it as {best} ({p:.0%}); move it, reword it, or add examples that tell them apart",
+                    )
+                )
+    return sorted(found, key=lambda p: (p.file, p.line, p.message))
 
 
 def validate_texts(texts: dict[str, str]) -> tuple[Knowledge, Matcher]:
-    """Parse, validate and build the matcher; raise KnowledgeError with every problem."""
+    """Parse, validate and build (train) the matcher; raise KnowledgeError with every problem."""
     knowledge = parse_knowledge(texts)
-    matcher = Matcher(knowledge)
-    problems = confusions(matcher)
-    if problems:
-        raise KnowledgeError(problems)
-    return knowledge, matcher
+    return knowledge, Matcher(knowledge)
 
 
 def validate_dir(directory: Path | str) -> tuple[Knowledge, Matcher]:
@@ -73,12 +86,17 @@ def validate_dir(directory: Path | str) -> tuple[Knowledge, Matcher]:
 
 
 def check_dir(directory: Path | str) -> list[Problem]:
-    """Every problem in a knowledge directory ([] when it is good)."""
+    """Every problem in a knowledge directory ([] when it is good); warnings are not problems."""
+    return check_all(directory)[0]
+
+
+def check_all(directory: Path | str) -> tuple[list[Problem], list[Problem]]:
+    """(problems, warnings) of a knowledge directory."""
     try:
-        validate_dir(directory)
+        _, matcher = validate_dir(directory)
     except KnowledgeError as exc:
-        return exc.problems
-    return []
+        return exc.problems, []
+    return [], warnings(matcher)
 
 
-__all__ = ["check_dir", "confusions", "load_knowledge", "validate_dir", "validate_texts"]
+__all__ = ["check_all", "check_dir", "load_knowledge", "validate_dir", "validate_texts", "warnings"]

@@ -6,6 +6,7 @@ gosbot eval FILE.tsv [--json]   score decisions on a labelled file
 gosbot check [DIR]              validate the knowledge, file:line problems, exit 1 if any
 gosbot tickets …                the staff desk in the terminal
 gosbot stats unanswered         what citizens asked that the knowledge did not answer
+gosbot examples merge FILE.tsv  labelled questions into knowledge/examples/
 gosbot run                      Telegram and/or VK when their tokens are set, else the chat
 """
 
@@ -48,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("file")
     ev.add_argument("--json", action="store_true")
     ev.add_argument("--mistakes", action="store_true", help="list the rows decided wrongly")
+    ev.add_argument(
+        "--cv", type=int, metavar="K", help="K-fold cross-validation: train on the knowledge and K-1 folds of FILE"
+    )
+    ev.add_argument("--seed", type=int, default=0, help="how the rows are shuffled into folds (with --cv)")
     check = sub.add_parser("check", help="validate knowledge files")
     check.add_argument("dir", nargs="?", default=None)
     tickets = sub.add_parser("tickets", help="staff desk in the terminal")
@@ -78,6 +83,14 @@ def _parser() -> argparse.ArgumentParser:
     su = ssub.add_parser("unanswered")
     su.add_argument("--days", type=int, default=30)
     su.add_argument("--limit", type=int, default=30)
+    su.add_argument(
+        "--tsv", action="store_true", help="text<TAB>topic<TAB>count<TAB>outcome for labelling (topic left empty)"
+    )
+    examples = sub.add_parser("examples", help="training examples for the classifier")
+    esub = examples.add_subparsers(dest="action", required=True)
+    em = esub.add_parser("merge", help="append a labelled export (text<TAB>topic) to knowledge/examples/")
+    em.add_argument("file")
+    em.add_argument("--dir", default=None, help="the knowledge directory (default: GOSBOT_KNOWLEDGE)")
     sub.add_parser("run", help="run the configured platforms (Telegram, VK), or the terminal chat")
     return parser
 
@@ -86,19 +99,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.check import check_dir
+    from bot.check import check_all
 
     directory = Path(args.dir) if args.dir else settings.knowledge
     if not directory.is_dir():
         print(f"{directory}: no such knowledge directory", file=sys.stderr)
         return 1
-    problems = check_dir(directory)
-    for problem in problems:
+    problems, warnings = check_all(directory)
+    for problem in [*problems, *warnings]:
         print(f"{directory / problem.file}:{problem.line}: {problem.message}")
     if problems:
         print(f"{len(problems)} problem(s)", file=sys.stderr)
         return 1
-    print(f"{directory}: ok")
+    print(f"{directory}: ok" + (f" ({len(warnings)} warning(s))" if warnings else ""))
     return 0
 
 
@@ -135,6 +148,10 @@ def decision_json(text: str, d) -> dict:  # type: ignore[no-untyped-def]
         "topic": decision_topic(d),
         "score": d.score,
         "candidates": [{"faq_id": c.target_id, "topic": c.topic, "score": c.score} for c in d.candidates],
+        "rule": d.rule,
+        "topics": [{"topic": t, "probability": p} for t, p in d.topics],
+        "phrasing": d.phrasing,
+        "shared": list(d.shared),
     }
 
 
@@ -151,6 +168,12 @@ def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         print(f"entry:     {d.target_id or '-'} ({d.kind or '-'})")
         print(f"topic:     {d.topic or '-'}")
         print(f"score:     {d.score}")
+        print(f"rule:      {d.rule}")
+        if d.topics:
+            print("classifier: " + ", ".join(f"{t} {p:.0%}" for t, p in d.topics))
+        if d.phrasing:
+            print(f"phrasing:  {d.phrasing}")
+            print(f"shared:    {', '.join(d.shared) or '-'}")
         if d.smalltalk:
             print(f"smalltalk: {d.smalltalk}")
         if d.numbers:
@@ -164,10 +187,17 @@ def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.evaluation import format_report, read_rows, score
+    from bot.evaluation import cross_validate, format_report, read_rows, score, score_decisions
 
     matcher = _load_matcher(settings)
-    report = score(read_rows(args.file), lambda text: decide(matcher, text))
+    rows = read_rows(args.file)
+    if args.cv:
+        if args.cv < 2 or args.cv > len(rows):
+            print(f"--cv takes a number of folds from 2 to the number of rows ({len(rows)})", file=sys.stderr)
+            return 2
+        report = score_decisions(rows, cross_validate(rows, matcher.knowledge, args.cv, seed=args.seed))
+    else:
+        report = score(rows, lambda text: decide(matcher, text))
     if args.json:
         out = report.summary()
         out["per_topic"] = {t: vars(s) for t, s in sorted(report.per_topic.items())}  # type: ignore[assignment]
@@ -298,12 +328,53 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
             groups = await store.unanswered(time.time() - args.days * 86400, args.limit)
         finally:
             await store.close()
+        if args.tsv:
+            print("text\ttopic\tcount\toutcome")
+            for g in groups:
+                text = " ".join(g.example.split())
+                print(f"{text}\t\t{g.count}\t{g.outcomes}")
+            return
         if not groups:
             print(f"no unanswered questions in the last {args.days} days")
         for g in groups:
             print(f"{g.count:>5}  {g.normalized or '(empty)'}\n       e.g. {g.example[:100]}")
 
     asyncio.run(run())
+    return 0
+
+
+def _cmd_examples(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.examples import merge
+    from bot.knowledge import KnowledgeError, knowledge_files, load_knowledge, read_texts
+
+    directory = Path(args.dir) if args.dir else settings.knowledge
+    try:
+        knowledge = load_knowledge(directory)
+    except KnowledgeError as exc:
+        print(f"the knowledge in {directory} has problems; run `gosbot check`:\n{exc}", file=sys.stderr)
+        return 1
+    before = read_texts(directory)
+    report = merge(Path(args.file), directory, knowledge)
+    for error in report.errors:
+        print(error, file=sys.stderr)
+    if report.errors:
+        print("nothing merged: fix the labels above and run again", file=sys.stderr)
+        return 1
+    try:
+        load_knowledge(directory)
+    except KnowledgeError as exc:
+        # The files were not as the merge expects (hand-edited layout): put them back as they were.
+        for name in knowledge_files(directory):
+            path = directory / name
+            if name in before:
+                path.write_text(before[name], encoding="utf-8")
+            elif path.exists():
+                path.unlink()
+        print(f"merging would break the examples files, nothing changed:\n{exc}", file=sys.stderr)
+        return 1
+    for label, count in sorted(report.added.items()):
+        print(f"{count:>5}  added to {label}")
+    print(f"{sum(report.added.values())} added, {report.duplicates} already there, {report.unlabelled} without a topic")
     return 0
 
 
@@ -322,6 +393,7 @@ _COMMANDS = {
     "chat": _cmd_chat,
     "tickets": _cmd_tickets,
     "stats": _cmd_stats,
+    "examples": _cmd_examples,
     "run": _cmd_run,
     "check": _cmd_check,
     "ask": _cmd_ask,

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT = 4000  # longer messages are read up to here (Telegram's own limit is 4096)
 OPTION_MATCH = 85.0  # typed text that matches a step's button label this well presses it
+LOW_CONFIDENCE = 0.75  # an answer given with a topic probability below this is logged for editors
 
 
 class KnowledgeSource:
@@ -233,6 +234,9 @@ class Dialogue:
             intent = next((i for i in k.smalltalk if i.id == d.smalltalk), None)
             t.say(Reply(intent.reply if intent else k.text("welcome")))
             return
+        if d.outcome in ("answer", "flow") and d.probability < LOW_CONFIDENCE:
+            # Answered, but unsure: editors see it in `stats unanswered` to label it.
+            t.unanswered.append((redact(text).text, d.normalized, "unsure"))
         if d.outcome == "answer" and d.target_id in k.faq:
             self._answer(t, d.target_id)
             return
@@ -310,7 +314,10 @@ class Dialogue:
         if decision.outcome in ("smalltalk", "number_check"):
             self._act(t, decision, text)
             return True
-        if decision.outcome in ("answer", "flow", "clarify") and decision.target_id != flow.id:
+        if decision.target_id == flow.id or (decision.outcome == "clarify" and decision.topic == flow.topic):
+            self._show_step(t)  # more words about the flow's own problem: carry on where we are
+            return True
+        if decision.outcome in ("answer", "flow", "clarify"):
             s.pending_text = matching_text or text
             t.say(
                 Reply(
@@ -318,9 +325,6 @@ class Dialogue:
                     (Button(k.text("btn_leave_flow"), "leave"), Button(k.text("btn_stay_flow"), "stay")),
                 )
             )
-            return True
-        if decision.target_id == flow.id:
-            self._show_step(t)
             return True
         return False
 

@@ -19,6 +19,7 @@ from bot import phones
 from bot.yamlpos import PosList, PosMap, Problem, load
 
 FILES = ("contacts.yaml", "topics.yaml", "faq.yaml", "flows.yaml", "synonyms.yaml", "messages.yaml")
+EXAMPLES_DIR = "examples"  # knowledge/examples/<topic>.yaml: training examples for the topic classifier
 ID_RE = re.compile(r"^[a-z0-9_]{1,30}$")
 MAX_ANSWER = 700
 MIN_PHRASINGS = 6
@@ -145,6 +146,17 @@ class Flow:
 
 
 @dataclass(frozen=True)
+class Example:
+    """A citizen's message as written about a topic (training material, never shown)."""
+
+    text: str
+    topic: str
+    intent: str = ""  # small talk only: which intent's reply it wants
+    file: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True)
 class SmalltalkIntent:
     id: str
     phrasings: tuple[str, ...]
@@ -164,6 +176,7 @@ class Knowledge:
     filler: tuple[str, ...] = ()
     out_of_scope: tuple[str, ...] = ()  # questions about other services: answered "not here"
     other_services: tuple[str, ...] = ()  # names that mark a message as about another service
+    examples: tuple[Example, ...] = ()  # knowledge/examples/*.yaml
     version: str = ""
     official_numbers: dict[str, Contact] = field(default_factory=dict)
 
@@ -188,10 +201,19 @@ def _fill_runtime(template: str, values: dict[str, str]) -> str:
 # loading
 
 
+def knowledge_files(directory: Path) -> list[str]:
+    """The names of the knowledge files (present or not) relative to `directory`."""
+    names = list(FILES)
+    examples = directory / EXAMPLES_DIR
+    if examples.is_dir():
+        names.extend(f"{EXAMPLES_DIR}/{p.name}" for p in sorted(examples.glob("*.yaml")))
+    return names
+
+
 def read_texts(directory: Path) -> dict[str, str]:
     """The knowledge files present in `directory`, by name."""
     texts = {}
-    for name in FILES:
+    for name in knowledge_files(directory):
         path = directory / name
         if path.exists():
             texts[name] = path.read_text(encoding="utf-8")
@@ -201,7 +223,7 @@ def read_texts(directory: Path) -> dict[str, str]:
 def fingerprint(directory: Path) -> tuple[tuple[str, float, int], ...]:
     """Cheap change detector: name, mtime and size of each knowledge file."""
     result = []
-    for name in FILES:
+    for name in knowledge_files(directory):
         path = directory / name
         try:
             stat = path.stat()
@@ -240,6 +262,12 @@ def parse_knowledge(texts: dict[str, str]) -> Knowledge:
         renderer.values["support_card"] = texts_file.messages["phone"]
     faq = builder.faq(docs["faq.yaml"], topics, renderer)
     flows = builder.flows(docs["flows.yaml"], topics, renderer, set(faq))
+    examples = [
+        example
+        for name in sorted(texts)
+        if name.startswith(f"{EXAMPLES_DIR}/")
+        for example in builder.examples(_parsed(name, texts[name], problems), name, topics, texts_file.smalltalk)
+    ]
     builder.check_references(faq, flows, docs["faq.yaml"])
     builder.check_literals(texts)
     if problems:
@@ -262,9 +290,16 @@ def parse_knowledge(texts: dict[str, str]) -> Knowledge:
         filler=texts_file.filler,
         out_of_scope=texts_file.out_of_scope,
         other_services=texts_file.other_services,
+        examples=tuple(examples),
         version=digest[:12],
         official_numbers=official,
     )
+
+
+def _parsed(name: str, text: str, problems: list[Problem]) -> Any:
+    doc, found = load(text, name)
+    problems.extend(found)
+    return doc
 
 
 @dataclass(frozen=True)
@@ -530,6 +565,42 @@ class _Builder:
                 )
         return result
 
+    def examples(
+        self, doc: Any, file: str, topics: dict[str, Topic], intents: tuple[SmalltalkIntent, ...]
+    ) -> list[Example]:
+        """One examples file: `topic:` and `examples:` (a list), or for small talk `intents:` (id → list)."""
+        if doc is None:
+            return []
+        if not isinstance(doc, PosMap):
+            self.problem(file, getattr(doc, "line", 1), "expected 'topic:' and 'examples:' (or 'intents:')")
+            return []
+        topic = self.topic(doc, file, topics)
+        result: list[Example] = []
+        if "examples" in doc:
+            texts, lines = self.text_list(doc, "examples", file)
+            result.extend(Example(t, topic, "", file, n) for t, n in zip(texts, lines, strict=True))
+        if "intents" in doc:
+            block = doc["intents"]
+            known = {i.id for i in intents}
+            if topic != "greeting_smalltalk":
+                self.problem(file, doc.line_of("intents"), "'intents:' belongs to the greeting_smalltalk topic only")
+            if not isinstance(block, PosMap):
+                self.problem(file, doc.line_of("intents"), "'intents' must map an intent id to a list of examples")
+                return result
+            for intent in block:
+                if intent not in known:
+                    self.problem(
+                        file, block.line_of(intent), f"unknown small-talk intent '{intent}' (see messages.yaml)"
+                    )
+                texts, lines = self.text_list(block, intent, file)
+                result.extend(Example(t, topic, str(intent), file, n) for t, n in zip(texts, lines, strict=True))
+        if "examples" not in doc and "intents" not in doc:
+            self.problem(file, doc.line, "expected an 'examples:' list")
+        for key in doc:
+            if key not in ("topic", "examples", "intents"):
+                self.problem(file, doc.line_of(key), f"unknown field '{key}'")
+        return result
+
     def topic(self, item: PosMap, file: str, topics: dict[str, Topic]) -> str:
         topic = self.text_field(item, "topic", file)
         if topic and topics and topic not in topics:
@@ -653,8 +724,8 @@ class _Builder:
     def check_literals(self, texts: dict[str, str]) -> None:
         """No phone number may be written outside contacts.yaml: that is how fake numbers ship."""
         for name, text in texts.items():
-            if name == "contacts.yaml":
-                continue
+            if name == "contacts.yaml" or name.startswith(f"{EXAMPLES_DIR}/"):
+                continue  # examples are training material, never shown: a fraudster's number may be quoted
             for number, line in enumerate(text.splitlines(), start=1):
                 content = line.split("#", 1)[0] if line.lstrip().startswith("#") else line
                 if phones.looks_like_phone(content):

@@ -1,12 +1,13 @@
-"""Ranking FAQ entries and flows for a question, and deciding what to do with the ranking.
+"""Deciding what a free-text message is about: a learned topic classifier and a lexical scorer.
 
-Every phrasing (and each entry's canonical question) is normalised once into lemmas. A question's
-lemmas are expanded to the vocabulary with rapidfuzz (typos: "пороль" → "пароль"), then each
-phrasing that shares a lemma is scored by IDF-weighted coverage in both directions: how much of the
-phrasing the question covers (recall) and how much of the question the phrasing explains (precision).
-An entry's score is its best phrasing's. Thresholds turn the ranking into one decision; a wrong
-confident answer is worse than a question back, so the margin to the runner-up matters as much as
-the score.
+Two stages. The classifier (`bot.classifier`, trained from the knowledge at start and on reload)
+gives a probability for each topic, "out of scope" and "small talk" included. The lexical scorer
+picks the FAQ entry or flow inside the topic and explains the match: every phrasing is normalised
+once into lemmas, a question's lemmas are expanded to the vocabulary with rapidfuzz (typos:
+"пороль" → "пароль"), and each phrasing that shares a lemma is scored by IDF-weighted coverage in
+both directions. The bot answers only when the classifier is sure of the topic and the lexical
+scorer does not point elsewhere; when two topics are close it asks "did you mean"; otherwise it
+says it did not understand and offers a person. A wrong confident answer is the worst outcome.
 """
 
 from __future__ import annotations
@@ -19,22 +20,34 @@ from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz, process
 
-from bot import phones
+from bot import classifier, phones
+from bot.classifier import OUT_OF_SCOPE as OOS_TOPIC
+from bot.classifier import SMALLTALK as SMALLTALK_TOPIC
+from bot.classifier import Labelled, TopicModel
 from bot.knowledge import Knowledge
 from bot.normalize import Normalized, Normalizer
 
-# Calibrated on shared/eval/dev.tsv (see bench/quality.py); change them only with a measurement.
-ANSWER_SCORE = 45.0
-ANSWER_MARGIN = 3.0
-CLARIFY_SCORE = 40.0
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The decision rules' numbers, chosen by cross-validation (`python -m bench.tune`), never in-sample."""
+
+    answer: float = 0.55  # the top topic's probability needed to answer
+    margin: float = 0.25  # … and its lead over the second topic
+    sure: float = 0.80  # sure enough to answer even when the lexical scorer prefers another topic
+    clarify: float = 0.25  # a topic this likely is worth a "did you mean" button
+    smalltalk: float = 0.50
+    out_of_scope: float = 0.40
+    lexical_strong: float = 60.0  # a lexical match this good for another topic is a disagreement
+
+
+THRESHOLDS = Thresholds()
 MAX_CLARIFY = 3
 FUZZY_CUTOFF = 82.0  # for words of 4-6 letters; longer words tolerate more typos
 FUZZY_CUTOFF_LONG = 75.0
-RECALL_WEIGHT = 0.6
+RECALL_WEIGHT = 0.6  # score = recall^w * precision^(1-w)
 CANDIDATE_BUDGET = 1000  # phrasings scored per question at most (rarest words' postings first)
-RANK_LIMIT = (
-    40  # targets the decision looks at; enough for a runner-up of another topic  # score = recall^w * precision^(1-w)
-)
+RANK_LIMIT = 40  # targets the decision looks at; enough for a runner-up of another topic
 _EMOJI = re.compile(r"[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\uFE0F\u200D]")
 
 
@@ -45,11 +58,12 @@ class Candidate:
     topic: str
     score: float
     label: str
+    doc: int = -1  # the best phrasing (index into Matcher.docs)
 
 
 @dataclass(frozen=True)
 class Decision:
-    """What the core will do with a question. `outcome` is one of OUTCOMES."""
+    """What the core will do with a question. `outcome` is one of OUTCOMES; `rule` says why."""
 
     outcome: str
     target_id: str | None = None
@@ -60,6 +74,10 @@ class Decision:
     smalltalk: str | None = None
     numbers: tuple[str, ...] = ()
     normalized: str = ""
+    rule: str = ""
+    topics: tuple[tuple[str, float], ...] = ()  # the classifier's best topics with probabilities
+    phrasing: str = ""  # the phrasing that matched the chosen entry best
+    shared: tuple[str, ...] = ()  # the lemmas the message shares with it
 
     @property
     def faq_id(self) -> str | None:
@@ -68,6 +86,10 @@ class Decision:
     @property
     def flow_id(self) -> str | None:
         return self.target_id if self.kind == "flow" else None
+
+    @property
+    def probability(self) -> float:
+        return self.topics[0][1] if self.topics else 0.0
 
 
 OUT_OF_SCOPE = "out_of_scope"  # the target made of messages.yaml's out_of_scope questions
@@ -78,6 +100,7 @@ OUTCOMES = ("answer", "flow", "clarify", "fallback", "smalltalk", "contacts", "n
 class _Doc:
     target: int
     tokens: tuple[str, ...]
+    text: str = ""
     weight: float = 0.0
     token_set: frozenset[str] = frozenset()
 
@@ -90,12 +113,28 @@ class _Target:
     label: str
 
 
+def training_items(knowledge: Knowledge) -> list[Labelled]:
+    """Everything the classifier learns from: phrasings, examples, out-of-scope and small talk."""
+    items = [Labelled(t, e.topic) for e in knowledge.faq.values() for t in (e.question, *e.phrasings)]
+    items += [Labelled(t, f.topic) for f in knowledge.flows.values() for t in (f.title, *f.phrasings)]
+    items += [Labelled(e.text, e.topic) for e in knowledge.examples]
+    items += [Labelled(t, OOS_TOPIC) for t in knowledge.out_of_scope]
+    items += [Labelled(t, SMALLTALK_TOPIC) for i in knowledge.smalltalk for t in i.phrasings if not _EMOJI.search(t)]
+    return items
+
+
 @dataclass
 class Matcher:
-    """Built once per knowledge version; `decide` is pure CPU work."""
+    """Built once per knowledge version (training included); `decide` is pure CPU work.
+
+    `extra` adds labelled messages to the classifier's training set (cross-validation folds).
+    """
 
     knowledge: Knowledge
+    extra: tuple[Labelled, ...] = ()
+    thresholds: Thresholds = THRESHOLDS
     normalizer: Normalizer = field(init=False)
+    model: TopicModel = field(init=False)
     targets: list[_Target] = field(init=False, default_factory=list)
     docs: list[_Doc] = field(init=False, default_factory=list)
     postings: dict[str, list[int]] = field(init=False, default_factory=dict)
@@ -137,6 +176,21 @@ class Matcher:
         # that service, however well the rest of it fits an entry. Words the FAQ itself uses don't count.
         in_scope = {t for doc in self.docs if self.targets[doc.target].kind != "oos" for t in doc.tokens}
         self.foreign = {t for name in k.other_services for t in self.normalizer(name).content if t not in in_scope}
+        # Small-talk examples by intent, for telling "спасибо" from "до свидания" once the classifier
+        # has said "small talk".
+        intents = {i.id for i in k.smalltalk}
+        pairs = [(p, i.id) for i in k.smalltalk for p in i.phrasings]
+        pairs += [(e.text, e.intent) for e in k.examples if e.intent in intents]
+        self._smalltalk_texts = [" ".join(self.normalizer(t).words) for t, _ in pairs]
+        self._smalltalk_intents = [i for _, i in pairs]
+        self.model = classifier.train([*training_items(k), *self.extra], self.lemmas)
+        self.by_topic: dict[str, list[int]] = defaultdict(list)
+        for index, target in enumerate(self.targets):
+            self.by_topic[target.topic].append(index)
+
+    def lemmas(self, text: str) -> str:
+        """What the classifier reads: every lemma of the text, filler words included."""
+        return " ".join(self.normalizer(text).words)
 
     def _add_target(self, ident: str, kind: str, topic: str, label: str, phrasings: tuple[str, ...]) -> None:
         self.targets.append(_Target(ident, kind, topic, label))
@@ -146,7 +200,7 @@ class Matcher:
             tokens = self.normalizer(phrasing).content
             if tokens and tokens not in seen:
                 seen.add(tokens)
-                self.docs.append(_Doc(target, tokens))
+                self.docs.append(_Doc(target, tokens, phrasing))
 
     # -- ranking ---------------------------------------------------------------------------------
 
@@ -196,7 +250,7 @@ class Matcher:
         candidates.discard(exclude_doc)  # type: ignore[arg-type]
         gain = {w: self.idf[w] * max(sim for _, sim in served) for w, served in hits.items()}
         words = gain.keys()
-        best: dict[int, float] = {}
+        best: dict[int, tuple[float, int]] = {}
         size = len(query)
         for doc_index in candidates:
             entry = self.docs[doc_index]
@@ -212,18 +266,17 @@ class Matcher:
             p_norm = min(precision / query_weight, 1.0)
             # Recall counts more: long stories explain more than any phrasing says.
             score = 100.0 * (r_norm**RECALL_WEIGHT) * (p_norm ** (1.0 - RECALL_WEIGHT))
-            if score > best.get(entry.target, 0.0):
-                best[entry.target] = score
+            if score > best.get(entry.target, (0.0, -1))[0]:
+                best[entry.target] = (score, doc_index)
         if limit is None:
-            ranked = sorted(best.items(), key=lambda kv: -kv[1])
+            ranked = sorted(best.items(), key=lambda kv: -kv[1][0])
         else:
-            ranked = heapq.nlargest(limit, best.items(), key=lambda kv: kv[1])
-        return [
-            Candidate(
-                self.targets[t].id, self.targets[t].kind, self.targets[t].topic, round(s, 1), self.targets[t].label
-            )
-            for t, s in ranked
-        ]
+            ranked = heapq.nlargest(limit, best.items(), key=lambda kv: kv[1][0])
+        return [self._candidate(t, s, d) for t, (s, d) in ranked]
+
+    def _candidate(self, target: int, score: float, doc: int = -1) -> Candidate:
+        t = self.targets[target]
+        return Candidate(t.id, t.kind, t.topic, round(score, 1), t.label, doc)
 
     # -- deciding --------------------------------------------------------------------------------
 
@@ -233,42 +286,124 @@ class Matcher:
         normalized = self.normalizer(text)
         if numbers and phones.asks_about_number(text, numbers, self.knowledge.official_numbers):
             return Decision(
-                "number_check", topic="fraud_security", numbers=numbers, normalized=" ".join(normalized.content)
+                "number_check",
+                topic="fraud_security",
+                numbers=numbers,
+                normalized=" ".join(normalized.content),
+                rule="the message asks about a phone number",
             )
         smalltalk = self._smalltalk(text, normalized)
         if smalltalk:
-            return Decision("smalltalk", topic="greeting_smalltalk", smalltalk=smalltalk)
+            return Decision("smalltalk", topic=SMALLTALK_TOPIC, smalltalk=smalltalk, rule="only small-talk words")
+        if not normalized.words:
+            return Decision("fallback", rule="no words to go on")
+        topics = self.model.predict(" ".join(normalized.words))
         content = tuple(w for w in normalized.content if w not in self.smalltalk_words or w == "не")
-        return self.decide_tokens(content)
+        return self.decide_with(topics, content, normalized)
 
-    def decide_tokens(self, content: tuple[str, ...]) -> Decision:
-        return self.decide_ranked(self.rank(content, limit=RANK_LIMIT), content)
+    def decide_with(
+        self,
+        topics: list[tuple[str, float]],
+        content: tuple[str, ...],
+        normalized: Normalized,
+        ranking: list[Candidate] | None = None,
+    ) -> Decision:
+        """The rules over the classifier's probabilities and the lexical ranking."""
+        th = self.thresholds
+        if ranking is None:
+            ranking = self.rank(content, limit=RANK_LIMIT)
+        shown = tuple((t, round(p, 3)) for t, p in topics[:3])
+        joined = " ".join(content)
+        first, p1 = topics[0]
+        if first == SMALLTALK_TOPIC and p1 >= th.smalltalk:
+            intent = self._smalltalk_intent(" ".join(normalized.words))
+            return Decision(
+                "smalltalk",
+                topic=SMALLTALK_TOPIC,
+                smalltalk=intent,
+                normalized=joined,
+                rule=f"classifier: small talk ({p1:.0%})",
+                topics=shown,
+            )
+        options = self._clarify_options(topics, ranking)
+        foreign = sorted(t for t in content if t in self.foreign)
+        if foreign or (first == OOS_TOPIC and p1 >= th.out_of_scope):
+            why = f"names another service ({', '.join(foreign)})" if foreign else f"classifier: out of scope ({p1:.0%})"
+            return Decision(
+                "fallback", OUT_OF_SCOPE, "oos", OOS_TOPIC, 0.0, options, normalized=joined, rule=why, topics=shown
+            )
+        top, p_top = next((t, p) for t, p in topics if t not in (OOS_TOPIC, SMALLTALK_TOPIC))
+        rival = max((p for t, p in topics if t != top), default=0.0)
+        lexical = next((c for c in ranking if c.kind != "oos"), None)
+        disagree = (
+            lexical is not None and lexical.topic != top and lexical.score >= th.lexical_strong and p_top < th.sure
+        )
+        if p_top >= th.answer and p_top - rival >= th.margin and not disagree:
+            chosen = self.best_in_topic(top, ranking, content)
+            if chosen is not None:
+                phrasing, shared = self._explain(chosen, content)
+                return Decision(
+                    "flow" if chosen.kind == "flow" else "answer",
+                    chosen.target_id,
+                    chosen.kind,
+                    chosen.topic,
+                    chosen.score,
+                    tuple(c for c in ranking if c.kind != "oos")[:MAX_CLARIFY],
+                    normalized=joined,
+                    rule=f"classifier: {top} ({p_top:.0%}, lead {p_top - rival:.0%}); the topic's best lexical match",
+                    topics=shown,
+                    phrasing=phrasing,
+                    shared=shared,
+                )
+        if options and (p_top >= th.clarify or disagree):
+            if disagree and lexical is not None:
+                why = f"classifier says {top} ({p_top:.0%}), the words fit {lexical.topic} ({lexical.score:.0f})"
+            else:
+                why = f"no topic sure enough: {top} {p_top:.0%}, runner-up {rival:.0%}"
+            return Decision("clarify", None, None, top, p_top * 100, options, normalized=joined, rule=why, topics=shown)
+        why = f"no topic likely enough ({top} {p_top:.0%})"
+        return Decision("fallback", None, None, None, p_top * 100, options, normalized=joined, rule=why, topics=shown)
 
-    def decide_ranked(self, candidates: list[Candidate], content: tuple[str, ...]) -> Decision:
-        """Thresholds and margins over a ranking (the checker reuses this with one phrasing left out)."""
-        in_scope = [c for c in candidates if c.kind != "oos"]
-        top = tuple(in_scope[:MAX_CLARIFY])
-        normalized = " ".join(content)
-        if not candidates or candidates[0].score < CLARIFY_SCORE:
-            return Decision(
-                "fallback", score=candidates[0].score if candidates else 0.0, candidates=top, normalized=normalized
-            )
-        first = candidates[0]
-        if first.kind != "oos" and any(t in self.foreign for t in content):
-            oos = self.targets[self.oos_target]
-            first = Candidate(oos.id, oos.kind, oos.topic, 0.0, oos.label)
-        if first.kind == "oos":
-            # Another service's question ("электронный дневник", "заказ на маркетплейсе"): say so.
-            return Decision(
-                "fallback", OUT_OF_SCOPE, "oos", "other_out_of_scope", first.score, top, normalized=normalized
-            )
-        rival = next((c for c in in_scope[1:] if c.topic != first.topic), None)
-        margin = first.score - rival.score if rival else first.score
-        if first.score >= ANSWER_SCORE and margin >= ANSWER_MARGIN:
-            outcome = "flow" if first.kind == "flow" else "answer"
-            return Decision(outcome, first.target_id, first.kind, first.topic, first.score, top, normalized=normalized)
-        close = tuple(c for c in top if c.score >= CLARIFY_SCORE)
-        return Decision("clarify", None, None, first.topic, first.score, close, normalized=normalized)
+    def best_in_topic(self, topic: str, ranking: list[Candidate], content: tuple[str, ...]) -> Candidate | None:
+        """The entry or flow of `topic` the lexical scorer likes best; a topic's flow when none matches."""
+        for candidate in ranking:
+            if candidate.topic == topic and candidate.kind != "oos":
+                return candidate
+        inside = [i for i in self.by_topic.get(topic, ()) if self.targets[i].kind != "oos"]
+        if not inside:
+            return None
+        # Nothing shared a word: the topic's guided flow (it asks what exactly happened), else its
+        # entry nearest in spelling.
+        flows = [i for i in inside if self.targets[i].kind == "flow"]
+        if flows:
+            return self._candidate(flows[0], 0.0)
+        query = " ".join(content)
+        best = max(inside, key=lambda i: fuzz.token_set_ratio(query, self.targets[i].label.lower()))
+        return self._candidate(best, 0.0)
+
+    def _clarify_options(self, topics: list[tuple[str, float]], ranking: list[Candidate]) -> tuple[Candidate, ...]:
+        """The best entry of each likely in-scope topic, most likely first (the "did you mean" buttons)."""
+        options: list[Candidate] = []
+        for topic, p in topics:
+            if len(options) >= MAX_CLARIFY or p < self.thresholds.clarify / 2:
+                break
+            if topic in (OOS_TOPIC, SMALLTALK_TOPIC):
+                continue
+            chosen = self.best_in_topic(topic, ranking, ())
+            if chosen is not None:
+                options.append(chosen)
+        return tuple(options)
+
+    def _explain(self, candidate: Candidate, content: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+        if candidate.doc < 0:
+            return "", ()
+        doc = self.docs[candidate.doc]
+        expanded = {w for q in content for w, _ in self.expand(q)}
+        return doc.text, tuple(t for t in doc.tokens if t in expanded)
+
+    def _smalltalk_intent(self, lemmas: str) -> str:
+        found = process.extractOne(lemmas, self._smalltalk_texts, scorer=fuzz.ratio)
+        return self._smalltalk_intents[found[2]] if found else "hello"
 
     def _smalltalk(self, text: str, normalized: Normalized) -> str | None:
         words = normalized.words

@@ -111,3 +111,4 @@ class UnansweredGroup:
     count: int
     example: str
     last_at: float
+    outcomes: str = ""  # how the bot decided them, e.g. "fallback,clarify"

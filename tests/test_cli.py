@@ -67,7 +67,9 @@ def test_ask_json_reads_stdin_one_object_per_line(env):
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["text"] for r in rows] == questions
     for row in rows:
-        assert set(row) == {"text", "outcome", "faq_id", "flow_id", "topic", "score", "candidates"}
+        assert set(row) == {
+            "text", "outcome", "faq_id", "flow_id", "topic", "score", "candidates", "rule", "topics", "phrasing", "shared"
+        }  # fmt: skip
         assert isinstance(row["candidates"], list)
     assert rows[0]["topic"] == "code_not_arriving"
     assert rows[0]["outcome"] in ("flow", "answer")

@@ -128,11 +128,13 @@ class MemoryStore(Store):
         counts: Counter[str] = Counter()
         example: dict[str, str] = {}
         last: dict[str, float] = {}
-        for text, normalized, _outcome, at in self.unanswered_log:
+        outcomes: dict[str, dict[str, None]] = {}
+        for text, normalized, outcome, at in self.unanswered_log:
             if at < since:
                 continue
             counts[normalized] += 1
+            outcomes.setdefault(normalized, {})[outcome] = None
             example[normalized] = text
             last[normalized] = max(at, last.get(normalized, 0.0))
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], -last[kv[0]]))[:limit]
-        return [UnansweredGroup(n, c, example[n], last[n]) for n, c in ranked]
+        return [UnansweredGroup(n, c, example[n], last[n], ",".join(outcomes[n])) for n, c in ranked]

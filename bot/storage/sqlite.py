@@ -419,10 +419,10 @@ class SqliteStore(Store):
     async def unanswered(self, since: float, limit: int = 30) -> list[UnansweredGroup]:
         async with self._lock:
             cursor = await self.db.execute(
-                "SELECT normalized, COUNT(*) AS n, MAX(at) AS last_at, "
+                "SELECT normalized, COUNT(*) AS n, MAX(at) AS last_at, GROUP_CONCAT(DISTINCT outcome) AS outcomes, "
                 "(SELECT u2.text FROM unanswered u2 WHERE u2.normalized=u.normalized ORDER BY u2.id DESC LIMIT 1) AS example "
                 "FROM unanswered u WHERE at >= ? GROUP BY normalized ORDER BY n DESC, last_at DESC LIMIT ?",
                 (since, limit),
             )
             rows = await cursor.fetchall()
-        return [UnansweredGroup(r["normalized"], r["n"], r["example"], r["last_at"]) for r in rows]
+        return [UnansweredGroup(r["normalized"], r["n"], r["example"], r["last_at"], r["outcomes"] or "") for r in rows]
