@@ -14,9 +14,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 KNOWLEDGE = ROOT / "knowledge"
-SHARED = ROOT.parent / "shared"
-DEV_TSV = SHARED / "eval" / "dev.tsv"
-SEEDS = SHARED / "seeds"
+DATA = ROOT / "tests" / "data"
+DEV_TSV = DATA / "dev.tsv"  # labelled messages the thresholds were tuned with (figures on it: cross-validated)
+LOCKED_TSV = DATA / "locked.tsv"  # the locked test set: written before tuning, never tuned on
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

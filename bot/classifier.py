@@ -42,27 +42,58 @@ class Labelled:
 
 
 class TopicModel:
-    """A trained classifier: `predict(lemmas)` → (topic, probability) pairs, most likely first."""
+    """A trained classifier: `predict(lemmas)` → (topic, probability) pairs, most likely first.
+
+    One message at a time (the hot path) is scored without scikit-learn's per-call validation, which
+    costs more than the arithmetic: the fitted vocabularies, IDF weights and coefficients are read
+    once into plain dicts and arrays, and `predict` repeats exactly what `predict_many` (the
+    library's own `predict_proba`) computes — a test holds the two equal.
+    """
 
     def __init__(self, words: TfidfVectorizer, chars: TfidfVectorizer, model: LogisticRegression):
         self.words = words
         self.chars = chars
         self.model = model
         self.classes: tuple[str, ...] = tuple(str(c) for c in model.classes_)
+        self._blocks = []
+        offset = 0
+        for vectorizer in (words, chars):
+            vocabulary = {term: offset + int(i) for term, i in vectorizer.vocabulary_.items()}
+            idf = np.zeros(offset + len(vectorizer.idf_), dtype=np.float64)
+            idf[offset:] = vectorizer.idf_
+            self._blocks.append((vectorizer.build_analyzer(), vocabulary, idf))
+            offset += len(vectorizer.idf_)
+        self._coef = np.ascontiguousarray(model.coef_.T, dtype=np.float64)  # features × classes
+        self._intercept = np.asarray(model.intercept_, dtype=np.float64)
 
     def features(self, texts: Sequence[str]):  # type: ignore[no-untyped-def]
         return hstack([self.words.transform(texts), self.chars.transform(texts)]).tocsr()
 
     def predict(self, lemmas: str) -> list[tuple[str, float]]:
-        probabilities = self.model.predict_proba(self.features([lemmas]))[0]
-        order = np.argsort(-probabilities)
+        scores = self._intercept.copy()
+        for analyzer, vocabulary, idf in self._blocks:
+            counts: dict[int, int] = {}
+            for term in analyzer(lemmas):
+                index = vocabulary.get(term)
+                if index is not None:
+                    counts[index] = counts.get(index, 0) + 1
+            if not counts:
+                continue
+            indexes = np.fromiter(counts, dtype=np.intp, count=len(counts))
+            values = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))) * idf[indexes]
+            values /= np.sqrt(values @ values)
+            scores += values @ self._coef[indexes]
+        scores -= scores.max()
+        probabilities = np.exp(scores)
+        probabilities /= probabilities.sum()
+        order = np.argsort(-probabilities, kind="stable")
         return [(self.classes[i], float(probabilities[i])) for i in order]
 
     def predict_many(self, texts: Sequence[str]) -> list[list[tuple[str, float]]]:
         matrix = self.model.predict_proba(self.features(list(texts)))
         result = []
         for row in matrix:
-            order = np.argsort(-row)
+            order = np.argsort(-row, kind="stable")
             result.append([(self.classes[i], float(row[i])) for i in order])
         return result
 
@@ -83,7 +114,7 @@ def fit(texts: Sequence[str], topics: Sequence[str], *, c: float = REGULARISATIO
     )
     chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2, dtype=np.float32)
     matrix = hstack([words.fit_transform(texts), chars.fit_transform(texts)]).tocsr()
-    model = LogisticRegression(C=c, max_iter=300, random_state=seed)
+    model = LogisticRegression(C=c, solver="newton-cg", max_iter=300, random_state=seed)
     model.fit(matrix, list(topics))
     return TopicModel(words, chars, model)
 

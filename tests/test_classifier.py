@@ -210,7 +210,9 @@ async def test_an_unsure_answer_is_logged_for_editors(shipped):
     store = MemoryStore()
     chat = Chat(Dialogue(KnowledgeSource.fixed(knowledge, eager), store))
     question = next(
-        t for t in ("не работает", "проблема с сайтом", "ошибка", "документы") if eager.decide(t).probability < LOW_CONFIDENCE
+        t
+        for t in ("не работает", "проблема с сайтом", "ошибка", "документы")
+        if eager.decide(t).probability < LOW_CONFIDENCE
     )
     assert eager.decide(question).outcome in ("answer", "flow")
     await chat.say(question)
@@ -220,3 +222,15 @@ async def test_an_unsure_answer_is_logged_for_editors(shipped):
     assert matcher.decide(sure).probability >= LOW_CONFIDENCE
     await Chat(Dialogue(KnowledgeSource.fixed(knowledge, matcher), store), chat_id="other").say(sure)
     assert len(store.unanswered_log) == 1
+
+
+def test_the_fast_path_computes_what_scikit_learn_computes(shipped):
+    _, matcher = shipped
+    texts = ["не приходит смс", "ни магу зайти в личный кабинет", "", "привет", "ghbdtn", "кракозябры " * 50]
+    lemmas = [matcher.lemmas(t) for t in texts]
+    for fast, reference in zip(
+        (matcher.model.predict(t) for t in lemmas), matcher.model.predict_many(lemmas), strict=True
+    ):
+        assert [t for t, _ in fast][:3] == [t for t, _ in reference][:3]
+        reference_p = dict(reference)
+        assert all(abs(p - reference_p[t]) < 1e-5 for t, p in fast)
