@@ -90,7 +90,7 @@ def decide(held: Held, thresholds: Thresholds):  # type: ignore[no-untyped-def]
 
         return Decision("fallback")
     matcher.thresholds = thresholds
-    return matcher.decide_with(topics, content, normalized, ranking)
+    return matcher.decide_with(held.row.text, topics, content, normalized, ranking)
 
 
 def evaluate(held: list[Held], thresholds: Thresholds) -> dict[str, float | int]:

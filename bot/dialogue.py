@@ -239,6 +239,11 @@ class Dialogue:
             t.unanswered.append((redact(text).text, d.normalized, "unsure"))
         if d.outcome == "answer" and d.target_id in k.faq:
             self._answer(t, d.target_id)
+            # "Act now" after a code was given away: a caller's unknown number still gets its warning;
+            # an official one gets no reassurance (the real hotline never asks for codes: it was spoofed).
+            for number in d.numbers:
+                if number not in k.official_numbers:
+                    t.say(Reply(k.text("number_not_official", number=pretty(number))))
             return
         if d.outcome == "flow" and d.target_id in k.flows:
             self._start_flow(t, k.flows[d.target_id])

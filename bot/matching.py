@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz, process
 
-from bot import classifier, phones
+from bot import classifier, fraud, phones
 from bot.classifier import OUT_OF_SCOPE as OOS_TOPIC
 from bot.classifier import SMALLTALK as SMALLTALK_TOPIC
 from bot.classifier import Labelled, TopicModel
 from bot.knowledge import Knowledge
-from bot.normalize import Normalized, Normalizer
+from bot.normalize import Normalized, Normalizer, fold
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,12 @@ class Thresholds:
 
 THRESHOLDS = Thresholds()
 MAX_CLARIFY = 3
+ACT_NOW = "told_code_to_scammer"  # the FAQ entry for a citizen who already gave a code away
+# A message that speaks of a caller, a sender or trust is asking about the number it quotes.
+_VERIFY = re.compile(
+    r"(?i)\bзвон|\bпозвон|\bнабира|правда|официальн|настоящ|мошен|развод|это\s+госуслуг|с\s+номера|с\s+него|"
+    r"с\s+этого|пришл\w*\s+с|прислал|пишут|написал|безопасн|чей\s+(?:это\s+)?номер|что\s+за\s+номер"
+)
 FUZZY_CUTOFF = 82.0  # for words of 4-6 letters; longer words tolerate more typos
 FUZZY_CUTOFF_LONG = 75.0
 RECALL_WEIGHT = 0.6  # score = recall^w * precision^(1-w)
@@ -113,6 +119,10 @@ class _Target:
     label: str
 
 
+def _surface(text: str) -> str:
+    return " ".join(re.findall(r"\w+|[^\w\s]", fold(text)))
+
+
 def training_items(knowledge: Knowledge) -> list[Labelled]:
     """Everything the classifier learns from: phrasings, examples, out-of-scope and small talk."""
     items = [Labelled(t, e.topic) for e in knowledge.faq.values() for t in (e.question, *e.phrasings)]
@@ -167,10 +177,12 @@ class Matcher:
             doc.weight = sum(self.idf[t] for t in doc.token_set)
         # How many phrasings one question may score (see rank); the whole shipped FAQ fits.
         self.candidate_budget = CANDIDATE_BUDGET
+        self._intents_of: dict[str, set[str]] = defaultdict(set)  # a lemma's small-talk intents
         for intent in k.smalltalk:
             for phrasing in intent.phrasings:
                 for word in self.normalizer(phrasing).words:
                     self.smalltalk_words.setdefault(word, intent.id)
+                    self._intents_of[word].add(intent.id)
         self._expansions: dict[str, tuple[tuple[str, float], ...]] = {}
         # Names of other services (вконтакте, вайлдберриз, webmoney): a message naming one is about
         # that service, however well the rest of it fits an entry. Words the FAQ itself uses don't count.
@@ -181,7 +193,7 @@ class Matcher:
         intents = {i.id for i in k.smalltalk}
         pairs = [(p, i.id) for i in k.smalltalk for p in i.phrasings]
         pairs += [(e.text, e.intent) for e in k.examples if e.intent in intents]
-        self._smalltalk_texts = [" ".join(self.normalizer(t).words) for t, _ in pairs]
+        self._smalltalk_texts = [_surface(t) for t, _ in pairs]
         self._smalltalk_intents = [i for _, i in pairs]
         self.model = classifier.train([*training_items(k), *self.extra], self.lemmas)
         self.by_topic: dict[str, list[int]] = defaultdict(list)
@@ -282,27 +294,43 @@ class Matcher:
 
     def decide(self, text: str) -> Decision:
         """One decision for a free-text message (commands and buttons are the dialogue's business)."""
-        numbers = tuple(phones.find_numbers(text))
         normalized = self.normalizer(text)
-        if numbers and phones.asks_about_number(text, numbers, self.knowledge.official_numbers):
+        numbers = tuple(phones.find_numbers(fraud.without_own_numbers(text)))
+        if fraud.gave_secret(text) and ACT_NOW in self.knowledge.faq:
+            entry = self.knowledge.faq[ACT_NOW]
             return Decision(
-                "number_check",
-                topic="fraud_security",
+                "answer",
+                ACT_NOW,
+                "faq",
+                entry.topic,
+                100.0,
                 numbers=numbers,
                 normalized=" ".join(normalized.content),
-                rule="the message asks about a phone number",
+                rule="the citizen already gave a code or password away: act now, whatever number called",
             )
         smalltalk = self._smalltalk(text, normalized)
+        content = tuple(w for w in normalized.content if w not in self.smalltalk_words or w == "не")
+        if numbers and (not content or phones.asks_about_number(text, numbers, self.knowledge.official_numbers)):
+            topics = self.model.predict(" ".join(normalized.words)) if content else []
+            about = topics[0][0] if topics else "fraud_security"
+            if not content or _VERIFY.search(text) or about in ("fraud_security", "phone_contacts"):
+                return Decision(
+                    "number_check",
+                    topic="fraud_security",
+                    numbers=numbers,
+                    normalized=" ".join(normalized.content),
+                    rule="the message asks about a phone number (a caller, a sender, or the number alone)",
+                )
         if smalltalk:
             return Decision("smalltalk", topic=SMALLTALK_TOPIC, smalltalk=smalltalk, rule="only small-talk words")
         if not normalized.words:
             return Decision("fallback", rule="no words to go on")
         topics = self.model.predict(" ".join(normalized.words))
-        content = tuple(w for w in normalized.content if w not in self.smalltalk_words or w == "не")
-        return self.decide_with(topics, content, normalized)
+        return self.decide_with(text, topics, content, normalized)
 
     def decide_with(
         self,
+        text: str,
         topics: list[tuple[str, float]],
         content: tuple[str, ...],
         normalized: Normalized,
@@ -316,7 +344,7 @@ class Matcher:
         joined = " ".join(content)
         first, p1 = topics[0]
         if first == SMALLTALK_TOPIC and p1 >= th.smalltalk:
-            intent = self._smalltalk_intent(" ".join(normalized.words))
+            intent = self._smalltalk_intent(text)
             return Decision(
                 "smalltalk",
                 topic=SMALLTALK_TOPIC,
@@ -401,8 +429,9 @@ class Matcher:
         expanded = {w for q in content for w, _ in self.expand(q)}
         return doc.text, tuple(t for t in doc.tokens if t in expanded)
 
-    def _smalltalk_intent(self, lemmas: str) -> str:
-        found = process.extractOne(lemmas, self._smalltalk_texts, scorer=fuzz.ratio)
+    def _smalltalk_intent(self, text: str) -> str:
+        """The intent of the small-talk example nearest in spelling ("помогло" is thanks, "помогите" a plea)."""
+        found = process.extractOne(_surface(text), self._smalltalk_texts, scorer=fuzz.WRatio)
         return self._smalltalk_intents[found[2]] if found else "hello"
 
     def _smalltalk(self, text: str, normalized: Normalized) -> str | None:
@@ -421,5 +450,9 @@ class Matcher:
         rest = [w for w in normalized.content if w not in self.smalltalk_words]
         if not intents or rest:
             return None
-        # "ты бот" outranks "привет" in "привет, ты бот?": the last intent named is the point.
+        # "ты бот" outranks "привет" in "привет, ты бот?": the last intent named is the point, unless
+        # its word belongs to several intents (помогло / помогите): then the nearest example decides.
+        last = next(w for w in reversed(words) if w in self.smalltalk_words)
+        if len(self._intents_of.get(last, ())) > 1:
+            return self._smalltalk_intent(text)
         return intents[-1]
