@@ -328,8 +328,28 @@ class _Renderer:
                 lines.append(f"• {c.label}: {c.value}" + (f" ({c.note})" if c.note else ""))
         return "\n".join(lines)
 
-    def render(self, text: str, file: str, line: int, runtime: frozenset[str] = frozenset()) -> str:
+    def render(
+        self,
+        text: str,
+        file: str,
+        line: int,
+        runtime: frozenset[str] = frozenset(),
+        at: PosMap | None = None,
+        key: str = "",
+    ) -> str:
+        """`text` with its placeholders filled; a problem is reported on the line where it stands
+        (`at` and `key`: the mapping and key the text came from, for a multi-line block)."""
         out = []
+        cursor = 0
+
+        def where(name: str) -> int:
+            nonlocal cursor
+            found = text.find("{" + name, cursor)
+            if found < 0 or at is None:
+                return line
+            cursor = found + 1
+            return at.line_in(key, found, text)
+
         try:
             parsed = list(string.Formatter().parse(text))
         except ValueError as exc:
@@ -339,19 +359,20 @@ class _Renderer:
             out.append(literal)
             if name is None:
                 continue
+            place = where(name)
             if spec or conversion:
-                self.problems.append(Problem(file, line, f"placeholder {{{name}}} must be a plain name"))
+                self.problems.append(Problem(file, place, f"placeholder {{{name}}} must be a plain name"))
             if name in runtime:
                 out.append("{" + name + "}")  # filled per message by Knowledge.text
             elif name in self.values:
                 out.append(self.values[name])
             elif name in self.unverified:
                 self.problems.append(
-                    Problem(file, line, f"placeholder {{{name}}} names an unverified contact (verified: false)")
+                    Problem(file, place, f"placeholder {{{name}}} names an unverified contact (verified: false)")
                 )
             else:
                 known = ", ".join("{" + k + "}" for k in sorted(self.values))
-                self.problems.append(Problem(file, line, f"unknown placeholder {{{name}}} (known: {known})"))
+                self.problems.append(Problem(file, place, f"unknown placeholder {{{name}}} (known: {known})"))
         return "".join(out)
 
 
@@ -515,7 +536,7 @@ class _Builder:
                     self.problem(file, block.line, f"missing message '{key}'")
                     continue
                 text = self.text_field(block, key, file)
-                messages[key] = renderer.render(text, file, block.line_of(key), runtime)
+                messages[key] = renderer.render(text, file, block.line_of(key), runtime, block, key)
             for key in block:
                 if key not in MESSAGE_KEYS:
                     self.problem(file, block.line_of(key), f"unknown message '{key}'")
@@ -523,7 +544,7 @@ class _Builder:
         for item, _line in self.items(doc, file, "smalltalk"):
             ident = self.ident(item, file)
             phrasings, _ = self.text_list(item, "phrasings", file)
-            reply = renderer.render(self.text_field(item, "reply", file), file, item.line_of("reply"))
+            reply = renderer.render(self.text_field(item, "reply", file), file, item.line_of("reply"), at=item, key="reply")
             intents.append(SmalltalkIntent(ident, tuple(phrasings), reply))
         filler: list[str] = []
         out_of_scope: list[str] = []
@@ -551,7 +572,9 @@ class _Builder:
                     item.line_of("phrasings"),
                     f"at least {MIN_PHRASINGS} phrasings are needed, found {len(phrasings)}",
                 )
-            answer = renderer.render(self.text_field(item, "answer", file), file, item.line_of("answer"))
+            answer = renderer.render(
+                self.text_field(item, "answer", file), file, item.line_of("answer"), at=item, key="answer"
+            )
             if len(answer) > MAX_ANSWER:
                 self.problem(
                     file,
@@ -641,7 +664,7 @@ class _Builder:
         seen: dict[str, str] = {}
         for step, _line in self.items(item, file, "steps"):
             ident = self.ident(step, file, seen)
-            text = renderer.render(self.text_field(step, "text", file), file, step.line_of("text"))
+            text = renderer.render(self.text_field(step, "text", file), file, step.line_of("text"), at=step, key="text")
             end = step.get("end", False) is True
             options: list[FlowOption] = []
             for option, oline in self.items(step, file, "options") if "options" in step else ():

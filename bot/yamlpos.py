@@ -29,9 +29,17 @@ class PosMap(dict):  # type: ignore[type-arg]
 
     line: int
     key_lines: dict[str, int]
+    text_lines: dict[str, int]  # for a literal block (`key: |`): the line its text starts on
 
     def line_of(self, key: str) -> int:
         return self.key_lines.get(key, self.line)
+
+    def line_in(self, key: str, offset: int, text: str) -> int:
+        """The line of character `offset` of the value `text` of `key` (exact for `|` blocks)."""
+        start = getattr(self, "text_lines", {}).get(key)
+        if start is None:
+            return self.line_of(key)
+        return start + text.count("\n", 0, offset)
 
 
 class PosList(list):  # type: ignore[type-arg]
@@ -47,8 +55,17 @@ def load(text: str, file: str) -> tuple[Any, list[Problem]]:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        message = f"YAML syntax: {exc.problem or exc}"
+        if exc.context == "while scanning a simple key" and exc.context_mark is not None:
+            # A line that lost its indentation reads as the start of a new "key:", and the scanner only
+            # gives up where that key should have had its colon, lines later: point at where it began.
+            mark = exc.context_mark
+            message = (
+                "YAML syntax: this line is not indented like the text it belongs to "
+                "(every line of a text block is indented at least as deep as its first line)"
+            )
         line = mark.line + 1 if mark else 1
-        return None, [Problem(file, line, f"YAML syntax: {exc.problem or exc}")]
+        return None, [Problem(file, line, message)]
     if node is None:
         return None, []
     problems: list[Problem] = []
@@ -61,6 +78,7 @@ def _convert(node: yaml.Node, constructor: yaml.SafeLoader, file: str, problems:
         result = PosMap()
         result.line = node.start_mark.line + 1
         result.key_lines = {}
+        result.text_lines = {}
         for key_node, value_node in node.value:
             key = _convert(key_node, constructor, file, problems)
             key_line = key_node.start_mark.line + 1
@@ -72,6 +90,8 @@ def _convert(node: yaml.Node, constructor: yaml.SafeLoader, file: str, problems:
                 problems.append(Problem(file, key_line, f"duplicate key '{key}'"))
             result[key] = _convert(value_node, constructor, file, problems)
             result.key_lines[key] = key_line
+            if isinstance(value_node, yaml.ScalarNode) and value_node.style == "|":
+                result.text_lines[key] = value_node.start_mark.line + 2
         return result
     if isinstance(node, yaml.SequenceNode):
         items = PosList(_convert(item, constructor, file, problems) for item in node.value)

@@ -81,6 +81,33 @@ FAQ_CASES = {
         faq_entry("placeholder_typo", answer="Позвоните по номеру {hotlien}.  # <-"),
         r"unknown placeholder \{hotlien\}",
     ),
+    "placeholder_in_a_block": (
+        """
+  - id: block_placeholder
+    topic: login_problems
+    question: Плейсхолдер в блоке
+    phrasings: [раз раз, два два, три три, четыре четыре, пять пять, шесть шесть]
+    answer: |
+      Первая строка ответа.
+      Вторая строка: позвоните {hotlne}.  # <-
+      Третья строка.
+""",
+        r"unknown placeholder \{hotlne\}",
+    ),
+    "de_indented_block_line": (
+        """
+  - id: block_indent
+    topic: login_problems
+    question: Строка блока без отступа
+    phrasings: [раз раз, два два, три три, четыре четыре, пять пять, шесть шесть]
+    answer: |
+      Первая строка ответа.
+    1. Эта строка потеряла отступ  # <-
+      2. А эта нет.
+    related: []
+""",
+        r"^YAML syntax: this line is not indented like the text it belongs to",
+    ),
     "unverified_placeholder": (
         faq_entry("unverified_contact", answer="Пишите на {support_email}.  # <-"),
         r"placeholder \{support_email\} names an unverified contact",
