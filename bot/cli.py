@@ -331,16 +331,20 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
         if args.tsv:
             print("text\ttopic\tcount\toutcome")
             for g in groups:
-                text = " ".join(g.example.split())
+                text = _shorten(" ".join(g.example.split()), 500)
                 print(f"{text}\t\t{g.count}\t{g.outcomes}")
             return
         if not groups:
             print(f"no unanswered questions in the last {args.days} days")
         for g in groups:
-            print(f"{g.count:>5}  {g.normalized or '(empty)'}\n       e.g. {g.example[:100]}")
+            print(f"{g.count:>5}  {_shorten(g.normalized or '(пусто)', 100)}\n       e.g. {_shorten(g.example, 100)}")
 
     asyncio.run(run())
     return 0
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _cmd_examples(args: argparse.Namespace, settings: Settings) -> int:

@@ -32,7 +32,23 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT = 4000  # longer messages are read up to here (Telegram's own limit is 4096)
 OPTION_MATCH = 85.0  # typed text that matches a step's button label this well presses it
+MAX_KEY = 200  # characters of lemmas that group unanswered questions
 LOW_CONFIDENCE = 0.75  # an answer given with a topic probability below this is logged for editors
+
+
+def unanswered_key(normalized: str, text: str) -> str:
+    """How `stats unanswered` groups a question: by its lemmas, or by its shape when it has none
+    ("7", "12345", "👍"), so bare numbers and emoji form groups of their own, never "(empty)"."""
+    if normalized:
+        return normalized[:MAX_KEY]
+    stripped = text.strip()
+    if not stripped:
+        return "(пустое сообщение)"
+    if all(ch.isdigit() or ch in " +-()." for ch in stripped):
+        return "(только цифры)"
+    if not any(ch.isalnum() for ch in stripped):
+        return "(эмодзи или знаки)"
+    return "(слова без смысла для поиска)"
 
 
 class KnowledgeSource:
@@ -236,7 +252,7 @@ class Dialogue:
             return
         if d.outcome in ("answer", "flow") and d.probability < LOW_CONFIDENCE:
             # Answered, but unsure: editors see it in `stats unanswered` to label it.
-            t.unanswered.append((redact(text).text, d.normalized, "unsure"))
+            t.unanswered.append((redact(text).text, unanswered_key(d.normalized, text), "unsure"))
         if d.outcome == "answer" and d.target_id in k.faq:
             self._answer(t, d.target_id)
             # "Act now" after a code was given away: a caller's unknown number still gets its warning;
@@ -248,7 +264,7 @@ class Dialogue:
         if d.outcome == "flow" and d.target_id in k.flows:
             self._start_flow(t, k.flows[d.target_id])
             return
-        t.unanswered.append((redact(text).text, d.normalized, d.outcome))
+        t.unanswered.append((redact(text).text, unanswered_key(d.normalized, text), d.outcome))
         if d.outcome == "clarify":
             buttons = [Button(c.label[:60], f"{'f' if c.kind == 'flow' else 'a'}:{c.target_id}") for c in d.candidates]
             t.say(Reply(k.text("clarify"), (*buttons, operator)))

@@ -171,3 +171,21 @@ async def test_stats_unanswered_groups_by_normalised_form(env, core, shipped):
         rows = db.execute("SELECT text, outcome FROM unanswered").fetchall()
     assert {outcome for _, outcome in rows} == {"fallback", "clarify"}
     assert not any("Qwerty123" in text for text, _ in rows)
+
+
+async def test_stats_unanswered_groups_bare_numbers_and_shortens_long_messages(env, core):
+    for n, text in enumerate(["7", "12345", "  3 "]):
+        await Chat(core, chat_id=f"n{n}").say(text)
+    story = "непонятная история про кракозябры " * 120  # ~4,000 characters nobody can answer
+    await Chat(core, chat_id="long").say(story)
+    result = gosbot("stats", "unanswered", "--days", "7", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "(empty)" not in result.stdout
+    assert "(пусто)" not in result.stdout
+    assert max(len(line) for line in result.stdout.splitlines()) <= 120
+    with sqlite3.connect(env["GOSBOT_DB"]) as db:
+        keys = dict(db.execute("SELECT text, normalized FROM unanswered").fetchall())
+    assert keys["7"] == keys["12345"] == keys["3"] == "(только цифры)"
+    assert max(len(key) for key in keys.values()) <= 200
+    tsv = gosbot("stats", "unanswered", "--tsv", env=env)
+    assert all(len(line) <= 600 for line in tsv.stdout.splitlines())
