@@ -29,7 +29,7 @@ from bot import noise
 
 SEED = 20261203
 NOISY_COPIES = 1  # noisy variants generated per training text (2 costs twice the training time, no gain in CV)
-REGULARISATION = 8.0  # LogisticRegression C, chosen by cross-validation (bench/matcher.py --tune)
+REGULARISATION = 30.0  # LogisticRegression C, chosen by cross-validation (python -m bench.tune --c 2,8,30)
 OUT_OF_SCOPE = "other_out_of_scope"
 SMALLTALK = "greeting_smalltalk"
 _CACHE_SIZE = 4

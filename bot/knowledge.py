@@ -544,7 +544,9 @@ class _Builder:
         for item, _line in self.items(doc, file, "smalltalk"):
             ident = self.ident(item, file)
             phrasings, _ = self.text_list(item, "phrasings", file)
-            reply = renderer.render(self.text_field(item, "reply", file), file, item.line_of("reply"), at=item, key="reply")
+            reply = renderer.render(
+                self.text_field(item, "reply", file), file, item.line_of("reply"), at=item, key="reply"
+            )
             intents.append(SmalltalkIntent(ident, tuple(phrasings), reply))
         filler: list[str] = []
         out_of_scope: list[str] = []

@@ -32,12 +32,12 @@ from bot.normalize import Normalized, Normalizer, fold
 class Thresholds:
     """The decision rules' numbers, chosen by cross-validation (`python -m bench.tune`), never in-sample."""
 
-    answer: float = 0.55  # the top topic's probability needed to answer
-    margin: float = 0.25  # … and its lead over the second topic
-    sure: float = 0.80  # sure enough to answer even when the lexical scorer prefers another topic
+    answer: float = 0.40  # the top topic's probability needed to answer
+    margin: float = 0.30  # … and its lead over the second topic
+    sure: float = 0.85  # sure enough to answer even when the lexical scorer prefers another topic
     clarify: float = 0.25  # a topic this likely is worth a "did you mean" button
     smalltalk: float = 0.50
-    out_of_scope: float = 0.40
+    out_of_scope: float = 0.45
     lexical_strong: float = 60.0  # a lexical match this good for another topic is a disagreement
 
 
@@ -143,6 +143,7 @@ class Matcher:
     knowledge: Knowledge
     extra: tuple[Labelled, ...] = ()
     thresholds: Thresholds = THRESHOLDS
+    c: float = classifier.REGULARISATION
     normalizer: Normalizer = field(init=False)
     model: TopicModel = field(init=False)
     targets: list[_Target] = field(init=False, default_factory=list)
@@ -195,7 +196,7 @@ class Matcher:
         pairs += [(e.text, e.intent) for e in k.examples if e.intent in intents]
         self._smalltalk_texts = [_surface(t) for t, _ in pairs]
         self._smalltalk_intents = [i for _, i in pairs]
-        self.model = classifier.train([*training_items(k), *self.extra], self.lemmas)
+        self.model = classifier.train([*training_items(k), *self.extra], self.lemmas, c=self.c)
         self.by_topic: dict[str, list[int]] = defaultdict(list)
         for index, target in enumerate(self.targets):
             self.by_topic[target.topic].append(index)
