@@ -311,6 +311,11 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.telegram_token and not settings.vk_group_token:
         print("No TELEGRAM_BOT_TOKEN or VK_GROUP_TOKEN set: starting the terminal chat.", file=sys.stderr)
         return _cmd_chat(argparse.Namespace(chat="local"), settings)
+    problems = settings.problems()
+    if problems:  # fail closed: never serve a front end that would accept forged requests
+        for problem in problems:
+            print(f"gosbot run: {problem}", file=sys.stderr)
+        return 2
     from adapters.runner import run_platforms
 
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
