@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.knowledge import Knowledge
-from bot.messages import Button, Reply
+from bot.messages import Button, Reply, valid_text
 from bot.records import OutboxItem, Session, Ticket, TicketMessage
 from bot.safety import redact
 from bot.storage.base import Store
@@ -144,6 +144,7 @@ class Desk:
         return TicketView(ticket, await self.store.ticket_messages(number))
 
     async def take(self, number: int, operator: str) -> Ticket:
+        operator = valid_text(operator)
         ticket = await self._open_one(number)
         ticket.status = "taken"
         ticket.operator = operator
@@ -158,8 +159,9 @@ class Desk:
     async def reply(self, number: int, text: str, operator: str, *, to_desk: bool = True) -> Ticket:
         """Send staff's answer to the citizen; `to_desk` also shows it on the operators' desk
         (off when it was written on the desk itself)."""
+        operator = valid_text(operator)
         ticket = await self._open_one(number)
-        clean = redact(text.strip()).text
+        clean = redact(valid_text(text).strip()).text
         if not clean:
             raise TicketError("пустой ответ")
         if ticket.status == "open":
@@ -175,14 +177,16 @@ class Desk:
 
     async def note(self, number: int, text: str, operator: str, *, to_desk: bool = True) -> Ticket:
         """An internal note: staff see it, the citizen never does."""
+        operator = valid_text(operator)
         ticket = await self.get(number)
-        clean = redact(text.strip()).text
+        clean = redact(valid_text(text).strip()).text
         await self.store.add_ticket_message(TicketMessage(number, "note", clean, self.clock(), operator))
         if to_desk:
             await self._to_desk(ticket, "note", f"Заметка ({operator}): {clean}")
         return ticket
 
     async def close(self, number: int, operator: str) -> Ticket:
+        operator = valid_text(operator)
         ticket = await self._open_one(number)
         ticket.status = "closed"
         ticket.closed_at = self.clock()
