@@ -123,7 +123,6 @@ async def test_validation_runs_off_the_event_loop(tmp_path, monkeypatch):
     monkeypatch.setattr(bot.dialogue, "validate_dir", slow_validate)
     dialogue = Dialogue(source, MemoryStore())
     edit_answer(directory, shortest_block_answer(directory))
-    started = time.monotonic()
     await Chat(dialogue, chat_id="editor").say("/phone")  # sees the edit, starts the reload
     assert source.reloading is not None
     assert not source.reloading.done()

@@ -15,7 +15,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.exceptions import TelegramAPIError
 from aiogram.methods import DeleteWebhook, SetMyCommands, SetWebhook
-from aiogram.types import BotCommand, BotCommandScopeChat, CallbackQuery, Message, Update
+from aiogram.types import BotCommand, BotCommandScopeChat, CallbackQuery, ChatMemberUpdated, Message, Update
 
 from adapters.telegram.citizens import Citizens
 from adapters.telegram.desk import DeskBoard
@@ -31,7 +31,9 @@ from bot.tickets import DESK
 
 log = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = ["message", "callback_query"]  # edited messages are not answered
+# Edited messages are not answered; chat_member keeps the operators' membership cache current
+# (Telegram sends it only to an administrator bot, and only when asked for it by name).
+ALLOWED_UPDATES = ["message", "callback_query", "chat_member"]
 COMMANDS = (
     ("start", "Начать сначала"),
     ("phone", "Телефоны поддержки Госуслуг"),
@@ -86,7 +88,7 @@ class TelegramAdapter:
         async def on_message(message: Message, event_update: Update) -> None:
             with self._tracked():
                 if staff is not None and message.chat.id == self.operators_chat:
-                    await staff.on_message(message)
+                    await staff.on_message(message, event_update.update_id)
                 else:
                     await citizens.on_message(message, event_update.update_id)
 
@@ -94,12 +96,17 @@ class TelegramAdapter:
             with self._tracked():
                 chat = query.message.chat if query.message else None
                 if staff is not None and chat is not None and chat.id == self.operators_chat:
-                    await staff.on_callback(query)
+                    await staff.on_callback(query, event_update.update_id)
                 else:
                     await citizens.on_callback(query, event_update.update_id)
 
+        async def on_chat_member(update: ChatMemberUpdated) -> None:
+            if staff is not None:
+                staff.on_chat_member(update)
+
         router.message.register(on_message)
         router.callback_query.register(on_callback)
+        router.chat_member.register(on_chat_member)
         dispatcher = Dispatcher()
         dispatcher.include_router(router)
         return dispatcher

@@ -175,7 +175,15 @@ class FakeBotAPI:
         if method == "getChatMember":
             user = {"id": p["user_id"], "is_bot": False, "first_name": "Сотрудник"}
             status = self.members.get(p["user_id"], "left")
-            return _result({"status": status, "user": user, **({"is_anonymous": False} if status == "creator" else {})})
+            extra: dict[str, Any] = {}
+            if status == "creator":
+                extra = {"is_anonymous": False}
+            elif status == "administrator":
+                rights = ("manage_chat", "delete_messages", "manage_video_chats", "restrict_members")
+                rights += ("promote_members", "change_info", "invite_users", "post_stories", "edit_stories")
+                extra = {"can_be_edited": False, "is_anonymous": False, **{f"can_{r}": True for r in rights}}
+                extra.update(can_delete_stories=True, can_send_welcome_messages=True)
+            return _result({"status": status, "user": user, **extra})
         if method in ("answerCallbackQuery", "setMyCommands", "deleteWebhook", "setWebhook", "reopenForumTopic"):
             return _result(True)
         return _error(404, "Not Found: method not found")
