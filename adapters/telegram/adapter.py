@@ -8,14 +8,24 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
+from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.exceptions import TelegramAPIError
 from aiogram.methods import DeleteWebhook, SetMyCommands, SetWebhook
-from aiogram.types import BotCommand, BotCommandScopeChat, CallbackQuery, ChatMemberUpdated, Message, Update
+from aiogram.types import (
+    BotCommand,
+    BotCommandScopeChat,
+    CallbackQuery,
+    ChatMemberUpdated,
+    Message,
+    TelegramObject,
+    Update,
+)
+from aiogram.types.update import UpdateTypeLookupError
 
 from adapters.telegram.citizens import Citizens
 from adapters.telegram.desk import DeskBoard
@@ -23,6 +33,7 @@ from adapters.telegram.outbox import OutboxWorker
 from adapters.telegram.sender import Limits, Sender
 from adapters.telegram.staff import Staff
 from adapters.telegram.translate import PLATFORM
+from adapters.telegram.updates import TolerantSession
 from adapters.telegram.webhook import WebhookServer, webhook_path
 from bot.config import Settings
 from bot.dialogue import Dialogue
@@ -59,6 +70,20 @@ class TelegramOptions:
     shutdown_grace: float = 10.0  # how long to let updates in progress finish on stop
 
 
+async def skip_contentless(
+    handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]], update: TelegramObject, data: dict[str, Any]
+) -> Any:
+    """An update with nothing the bot reads (an unreadable one replaced by its bare id, or a type
+    newer than aiogram) is skipped quietly instead of reaching aiogram's "unknown update" warning."""
+    if isinstance(update, Update):
+        try:
+            update.event_type  # noqa: B018 - raises for an update without known content
+        except UpdateTypeLookupError:
+            log.info("update %s has nothing the bot reads; skipped", update.update_id)
+            return UNHANDLED
+    return await handler(update, data)
+
+
 class TelegramAdapter:
     def __init__(self, settings: Settings, dialogue: Dialogue, options: TelegramOptions | None = None):
         if not settings.telegram_token:
@@ -80,7 +105,7 @@ class TelegramAdapter:
             if self.settings.telegram_api_base
             else PRODUCTION
         )
-        return Bot(self.settings.telegram_token, session=AiohttpSession(api=api), default=DefaultBotProperties())
+        return Bot(self.settings.telegram_token, session=TolerantSession(api=api), default=DefaultBotProperties())
 
     def _dispatcher(self, citizens: Citizens, staff: Staff | None) -> Dispatcher:
         router = Router(name="gosbot")
@@ -108,6 +133,7 @@ class TelegramAdapter:
         router.callback_query.register(on_callback)
         router.chat_member.register(on_chat_member)
         dispatcher = Dispatcher()
+        dispatcher.update.outer_middleware(skip_contentless)
         dispatcher.include_router(router)
         return dispatcher
 

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.methods import CopyMessage, CreateForumTopic, ReopenForumTopic
 
-from adapters.telegram.citizens import COPY_EVENT
+from adapters.telegram.citizens import CAPTIONED, COPY_EVENT
 from adapters.telegram.outbox import GiveUp, TryLater
 from adapters.telegram.sender import Sender
 from bot.dialogue import Dialogue
@@ -76,8 +76,10 @@ class DeskBoard:
         elif item.event == "opened":  # the topic exists, the card did not make it last time
             await self._in_topic(ticket, lambda thread: self._post_card(thread, ticket, item.reply.text))
         elif item.event.startswith(COPY_EVENT):
-            message_id = int(item.event.removeprefix(COPY_EVENT))
-            await self._in_topic(ticket, lambda thread: self._copy(thread, int(item.chat_id), message_id))
+            ref = item.event.removeprefix(COPY_EVENT)
+            caption = item.reply.text if ref.endswith(CAPTIONED) else None  # None: the media has none
+            message_id = int(ref.removesuffix(CAPTIONED))
+            await self._in_topic(ticket, lambda thread: self._copy(thread, int(item.chat_id), message_id, caption))
         else:
             await self._in_topic(ticket, lambda thread: self._post(thread, item.reply))
 
@@ -121,8 +123,16 @@ class DeskBoard:
     async def _post(self, thread: int, reply: Reply) -> None:
         await self.sender.send_reply(self.chat_id, reply, thread)
 
-    async def _copy(self, thread: int, from_chat: int, message_id: int) -> None:
+    async def _copy(self, thread: int, from_chat: int, message_id: int, caption: str | None) -> None:
+        # An explicit caption replaces the original one, which may hold a code or a card number.
         await self.sender.call(
-            CopyMessage(chat_id=self.chat_id, message_thread_id=thread, from_chat_id=from_chat, message_id=message_id),
+            CopyMessage(
+                chat_id=self.chat_id,
+                message_thread_id=thread,
+                from_chat_id=from_chat,
+                message_id=message_id,
+                caption=caption,
+                parse_mode=None,
+            ),
             self.chat_id,
         )
