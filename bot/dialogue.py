@@ -462,7 +462,7 @@ class Dialogue:
         elif command == "/help":
             t.say(Reply(k.text("help"), menu_buttons(k)))
         elif command == "/operator":
-            await self._handoff(t, "command")
+            await self._handoff(t, "command", argument)
         elif command == "/cancel":
             await self._cancel(t)
         else:
@@ -470,16 +470,22 @@ class Dialogue:
 
     # -- tickets ---------------------------------------------------------------------------------
 
-    async def _handoff(self, t: _Turn, reason: str) -> None:
+    async def _handoff(self, t: _Turn, reason: str, note: str = "") -> None:
+        """Open a ticket; with one open already, the request (and `note`, what came with it) joins it."""
         s, k = t.session, t.k
         existing = await self.store.open_ticket_for(s.platform, s.chat_id)
         if existing is not None:
+            await self.desk.citizen_wrote(existing, note or k.text("btn_operator"))
             t.say(
                 Reply(
                     k.text("ticket_open_already", ticket=ticket_label(existing.number)),
                     (Button(k.text("btn_cancel_ticket"), "cancel"),),
                 )
             )
+            return
+        refusal = await self.desk.refusal(s.platform, s.chat_id)
+        if refusal is not None:
+            t.say(Reply(k.text(refusal), (Button(k.text("btn_phone"), "phone"),)))
             return
         flow = k.flows.get(s.flow_id or "")
         ticket = await self.desk.open(s, reason, t.transcript, topic=flow.topic if flow else None)

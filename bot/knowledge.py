@@ -45,6 +45,8 @@ MESSAGE_KEYS: dict[str, frozenset[str]] = {
     "flow_helped": frozenset(),
     "ticket_opened": frozenset({"ticket", "answer_time"}),
     "ticket_open_already": frozenset({"ticket"}),
+    "ticket_limit": frozenset(),
+    "ticket_cooldown": frozenset(),
     "ticket_added": frozenset({"ticket"}),
     "ticket_cancelled": frozenset({"ticket"}),
     "ticket_none": frozenset(),

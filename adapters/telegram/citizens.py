@@ -20,7 +20,7 @@ from bot.dialogue import Dialogue
 from bot.messages import Incoming, Reply, valid_text
 from bot.records import OutboxItem
 from bot.safety import redact
-from bot.tickets import DESK
+from bot.tickets import DESK, desk_time
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,7 @@ class Citizens:
                 ticket=ticket.number,
                 event=event,
                 created_at=self.dialogue.clock(),
+                next_at=desk_time(ticket),
             )
         )
 

@@ -2,7 +2,8 @@
 
 "opened" creates the topic (its id becomes the ticket's desk_ref) and posts the card with
 "Взять"/"Закрыть"; every later event is posted in that topic; "overdue" goes to the general topic.
-A topic that staff deleted is created again, with a fresh card, on the ticket's next event.
+A topic that staff deleted is created again, with a fresh card, on the ticket's next event. A
+ticket cancelled before its topic was made never gets one: its events are dropped.
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ class DeskBoard:
         ticket = await self.dialogue.store.get_ticket(item.ticket) if item.ticket is not None else None
         if ticket is None:
             raise GiveUp(f"no ticket {item.ticket}")
+        if ticket.status == "cancelled" and ticket.desk_ref is None:
+            # Cancelled before it was ever shown: a topic and a card nobody needs (ticket spam).
+            raise GiveUp(f"ticket {ticket.number} was cancelled before it was shown")
         if item.event == "opened" and ticket.desk_ref is None:
             await self._new_topic(ticket, item.reply.text)
         elif item.event == "opened":  # the topic exists, the card did not make it last time
