@@ -154,7 +154,11 @@ class VkAdapter:
 
     def accept(self, raw: dict[str, Any]) -> None:
         """Take one raw event (from either delivery way): dedupe, then handle it in the background."""
-        event = parse_event(raw)
+        try:
+            event = parse_event(raw)
+        except Exception:  # parse_event means never to raise; one odd event must not stop the rest
+            log.exception("a VK event could not be read; skipped")
+            return
         if event is None:
             return
         if event.update_id in self._seen:

@@ -58,3 +58,17 @@ async def test_webhook_skips_unreadable_updates_and_refuses_odd_bodies(fake: Fak
     assert await post(webhook, secret, json.dumps(fake.message(802, "/phone"))) == 200
     [reply] = await fake.wait_sent(802)
     assert "8 800 100-70-10" in reply.params["text"]
+
+
+@pytest.mark.usefixtures("running")
+async def test_a_lone_surrogate_in_a_first_name_still_gets_every_reply(fake: FakeBotAPI, dialogue):
+    """The issue's "user who can never be answered": saving the session must not fail on the name."""
+    for text in ("/phone", "не приходит смс", "/operator"):
+        await fake.push(fake.message(803, text, name="Ан\ud800на"))
+    await fake.wait_sent(803, 3)
+    session = await dialogue.store.load_session("telegram", "803")
+    assert session is not None
+    assert session.user_name == "Ан\ufffdна"
+    ticket = await dialogue.store.open_ticket_for("telegram", "803")
+    assert ticket is not None
+    assert ticket.user_name == "Ан\ufffdна"
