@@ -13,13 +13,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.knowledge import Knowledge
-from bot.messages import Button, Reply
+from bot.messages import Button, Reply, valid_text
 from bot.records import OutboxItem, Session, Ticket, TicketMessage
 from bot.safety import redact
 from bot.storage.base import Store
 
 DESK = "desk"
 TRANSCRIPT_LINES = 20
+# Limits per chat, so one person cannot flood the desk (each ticket is a topic and a card there).
+TICKETS_PER_HOUR = 3  # tickets a chat may open in any hour (cancelled ones count)
+CANCEL_COOLDOWN = 60.0  # seconds after a cancel before the chat may open another ticket
+# A new ticket reaches the desk this many seconds after it opened, with everything that happened to
+# it meanwhile: one cancelled at once is never shown at all (the desk drops a cancelled ticket's
+# events while it has no topic yet).
+SHOW_DELAY = 1.0
 
 
 class TicketError(Exception):
@@ -61,6 +68,12 @@ def ticket_card(ticket: Ticket, messages: list[TicketMessage], k: Knowledge | No
             who = names.get(m.role, m.role) + (f" ({m.author})" if m.author and m.role in ("operator", "note") else "")
             lines.append(f"{who}: {m.text}")
     return "\n".join(lines)
+
+
+def desk_time(ticket: Ticket) -> float:
+    """When the ticket's desk events become due: SHOW_DELAY after it opened, every one of them (a
+    front end's own desk events too), so they keep their order and a quick cancel shows nothing."""
+    return ticket.created_at + SHOW_DELAY
 
 
 def format_time(ts: float) -> str:
@@ -108,6 +121,17 @@ class Desk:
         await self._to_desk(ticket, "opened", ticket_card(ticket, await self.store.ticket_messages(ticket.number), k))
         return ticket
 
+    async def refusal(self, platform: str, chat_id: str) -> str | None:
+        """Why this chat may not open a ticket now (a messages.yaml key), or None when it may."""
+        now = self.clock()
+        recent = await self.store.tickets_since(platform, chat_id, now - 3600)
+        if len(recent) >= TICKETS_PER_HOUR:
+            return "ticket_limit"
+        cancels = [t.closed_at for t in recent if t.status == "cancelled" and t.closed_at is not None]
+        if cancels and now - max(cancels) < CANCEL_COOLDOWN:
+            return "ticket_cooldown"
+        return None
+
     async def citizen_wrote(self, ticket: Ticket, text: str, attachments: tuple[str, ...] = ()) -> None:
         now = self.clock()
         body = text
@@ -144,6 +168,7 @@ class Desk:
         return TicketView(ticket, await self.store.ticket_messages(number))
 
     async def take(self, number: int, operator: str) -> Ticket:
+        operator = valid_text(operator)
         ticket = await self._open_one(number)
         ticket.status = "taken"
         ticket.operator = operator
@@ -158,8 +183,9 @@ class Desk:
     async def reply(self, number: int, text: str, operator: str, *, to_desk: bool = True) -> Ticket:
         """Send staff's answer to the citizen; `to_desk` also shows it on the operators' desk
         (off when it was written on the desk itself)."""
+        operator = valid_text(operator)
         ticket = await self._open_one(number)
-        clean = redact(text.strip()).text
+        clean = redact(valid_text(text).strip()).text
         if not clean:
             raise TicketError("пустой ответ")
         if ticket.status == "open":
@@ -175,14 +201,16 @@ class Desk:
 
     async def note(self, number: int, text: str, operator: str, *, to_desk: bool = True) -> Ticket:
         """An internal note: staff see it, the citizen never does."""
+        operator = valid_text(operator)
         ticket = await self.get(number)
-        clean = redact(text.strip()).text
+        clean = redact(valid_text(text).strip()).text
         await self.store.add_ticket_message(TicketMessage(number, "note", clean, self.clock(), operator))
         if to_desk:
             await self._to_desk(ticket, "note", f"Заметка ({operator}): {clean}")
         return ticket
 
     async def close(self, number: int, operator: str) -> Ticket:
+        operator = valid_text(operator)
         ticket = await self._open_one(number)
         ticket.status = "closed"
         ticket.closed_at = self.clock()
@@ -227,5 +255,13 @@ class Desk:
 
     async def _to_desk(self, ticket: Ticket, event: str, text: str) -> None:
         await self.store.enqueue(
-            OutboxItem(DESK, "", Reply(text), ticket=ticket.number, event=event, created_at=self.clock())
+            OutboxItem(
+                DESK,
+                "",
+                Reply(text),
+                ticket=ticket.number,
+                event=event,
+                created_at=self.clock(),
+                next_at=0.0 if event == "overdue" else desk_time(ticket),
+            )
         )
