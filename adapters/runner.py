@@ -16,8 +16,8 @@ log = logging.getLogger(__name__)
 
 async def run_platforms(settings: Settings) -> None:
     source = KnowledgeSource(settings.knowledge)
-    store = SqliteStore(settings.db)
-    await store.open()
+    store = SqliteStore(settings.db, busy_timeout=settings.db_busy_timeout)
+    await store.open()  # StoreUnavailable: the CLI prints its one line and exits non-zero
     dialogue = Dialogue(source, store)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,8 +1,10 @@
 """Callback API: VK POSTs each event to our web endpoint.
 
 VK wants the confirmation string for {"type": "confirmation"} and the body "ok" for every accepted
-event, quickly (it redelivers otherwise), so events are handed on and processed in the background.
-A wrong secret or group gets 403 and is not processed.
+event (it redelivers otherwise). "ok" is answered only once the event is handled (its turn
+committed, the replies in the outbox), so an event in progress when the process dies is delivered
+again; a turn takes milliseconds, well within VK's timeout. A wrong secret or group gets 403 and is
+not processed.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -21,7 +23,7 @@ MAX_BODY = 1024 * 1024
 
 
 def make_app(
-    on_event: Callable[[dict[str, Any]], None],
+    on_event: Callable[[dict[str, Any]], Awaitable[None]],
     *,
     secret: str,
     confirmation_code: str,
@@ -44,7 +46,7 @@ def make_app(
         if secret and not hmac.compare_digest(str(body.get("secret", "")).encode(), secret.encode()):
             log.warning("VK callback with a wrong secret refused (type %r)", body.get("type"))
             return web.Response(status=403, text="forbidden")
-        on_event(body)
+        await on_event(body)
         return web.Response(text="ok")
 
     app = web.Application(client_max_size=MAX_BODY)
