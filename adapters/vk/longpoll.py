@@ -58,6 +58,9 @@ async def listen(
                     poll = await client.run_blocking(VkBotLongPoll, client.vk, group_id, wait)
                     if ts is not None:
                         poll.ts = ts  # resume where the handled events end, not at "now"
+                    else:  # the very first start: from now on, and a crash resumes from here too
+                        ts = str(poll.ts)
+                        await _save(save, ts)
                     log.info("VK long poll connected (group %s)", group_id)
                     if connected is not None:
                         connected.set()
@@ -82,11 +85,16 @@ async def listen(
             await asyncio.gather(*(on_event(event.raw) for event in events))
             if poll.ts != ts:
                 ts = str(poll.ts)
-                if save is not None:
-                    try:
-                        await save(ts)
-                    except Exception:  # e.g. a full disk: kept in memory, saved with the next batch
-                        log.exception("VK long poll position not saved")
+                await _save(save, ts)
     finally:
         if poll is not None:
             poll.session.close()
+
+
+async def _save(save: Callable[[str], Awaitable[None]] | None, ts: str) -> None:
+    if save is None:
+        return
+    try:
+        await save(ts)
+    except Exception:  # e.g. a full disk: kept in memory, saved with the next batch
+        log.exception("VK long poll position not saved")

@@ -133,6 +133,8 @@ class SqliteStore(Store):
         try:
             if not self.path.parent.exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+            # A plain open first: when aiosqlite's own open fails, its thread outlives the error.
+            await asyncio.to_thread(_can_open, self.path)
             db = await aiosqlite.connect(self.path, timeout=self.busy_timeout)
             db.row_factory = sqlite3.Row
             await db.execute("PRAGMA journal_mode=WAL")
@@ -471,13 +473,17 @@ class SqliteStore(Store):
         return [UnansweredGroup(r["normalized"], r["n"], r["example"], r["last_at"]) for r in rows]
 
 
+def _can_open(path: Path) -> None:
+    sqlite3.connect(path).close()
+
+
 def _reason(exc: BaseException) -> str:
     """Why the database cannot be used, in one line a person can act on."""
     text = str(exc).strip() or type(exc).__name__
     if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
         return f"{text} (another process is writing to it; stop it or use another GOSBOT_DB)"
     if isinstance(exc, sqlite3.OperationalError) and ("readonly" in text or "unable to open" in text):
-        return f"{text} (the file or its folder is not writable)"
+        return f"{text} (a folder on the way is missing, not a folder, or not writable)"
     if isinstance(exc, OSError):
         return f"{exc.strerror or text} ({exc.filename or ''})".replace(" ()", "")
     return text
