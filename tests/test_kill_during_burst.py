@@ -161,7 +161,9 @@ class Bot:
             await self.proc.wait()
 
 
-async def until(check: Callable[[], bool], within: float, what: str, bot: Bot) -> None:
+async def until(
+    check: Callable[[], bool], within: float, what: str, bot: Bot, progress: Callable[[], int] | None = None
+) -> None:
     deadline = time.monotonic() + within
     while not check():
         if bot.proc is not None and bot.proc.returncode is not None:
@@ -169,7 +171,8 @@ async def until(check: Callable[[], bool], within: float, what: str, bot: Bot) -
                 f"gosbot exited ({bot.proc.returncode}) waiting for {what}:\n{bot.log.read_text()[-3000:]}"
             )
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}:\n{bot.log.read_text()[-3000:]}")
+            done = f" ({progress()} so far)" if progress else ""
+            raise AssertionError(f"timed out waiting for {what}{done}:\n{bot.log.read_text()[-3000:]}")
         await asyncio.sleep(0.01)
 
 
@@ -201,14 +204,14 @@ async def burst_with_kills(
     the same database each time), then wait for every reply. Returns the kill times."""
     kills = []
     await bot.start()
-    await until(ready, 30, "the bot to be ready", bot)
+    await until(ready, 60, "the bot to be ready", bot)
     await send_burst()
     for count in kill_after:
-        await until(lambda: delivered() >= count, 30, f"{count} replies", bot)  # noqa: B023 - awaited here
+        await until(lambda: delivered() >= count, 60, f"{count} replies", bot)  # noqa: B023 - awaited here
         kills.append(await bot.kill())
         assert delivered() < burst.total, "the kill came after everything was sent: it proves nothing"
         await bot.start()
-    await until(lambda: delivered() >= burst.total, 30, "every reply", bot)
+    await until(lambda: delivered() >= burst.total, 60, "every reply", bot, progress=delivered)
     await asyncio.sleep(1.0)  # late duplicates, if any, arrive by now
     await bot.stop()
     return kills

@@ -160,7 +160,9 @@ class VkAdapter:
         if event.update_id in self._seen:
             log.debug("VK event %s repeated, ignored", event.update_id)
             return
-        self._seen.put(event.update_id, True)
+        # Remembered only once handled: a copy that comes while the first is still in progress
+        # must not be acknowledged before it; it goes to the core, which waits for the first
+        # (the chat's lock) and then drops it as a duplicate.
         await self._handle(event)
 
     # -- events ----------------------------------------------------------------------------------
@@ -185,8 +187,8 @@ class VkAdapter:
                     await self._deliver(event.peer_id, list(handled.send_now), event.update_id)
                 elif handled.queued:
                     self._outbox_wake.set()
+            self._seen.put(event.update_id, True)
         except Exception:
-            self._seen.pop(event.update_id)  # not handled: a redelivery may try again
             log.exception("VK event %s failed", event.update_id)
 
     async def _answer_press(self, press: VkButtonPress) -> None:

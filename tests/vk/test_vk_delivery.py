@@ -142,3 +142,27 @@ async def test_a_full_disk_gets_the_citizen_a_technical_problem_reply(
         await fake_vk.push(fake_vk.message_new(708, "/phone"))
         await eventually(lambda: len(fake_vk.to(708)) == 2)
         assert fake_vk.to(708)[1].text == source.knowledge.text("phone")
+
+
+async def test_a_callback_repeated_while_the_first_is_in_progress_waits_for_it(
+    fake_vk: FakeVk, source: KnowledgeSource, gated: GatedStore
+):
+    """VK repeats an event it got no "ok" for yet; the copy must not be acknowledged first."""
+    async with serving(fake_vk, Dialogue(source, gated), **CALLBACK) as adapter:
+        assert adapter.callback_server is not None
+        url = f"http://127.0.0.1:{adapter.callback_server.port}/vk/callback"
+        body = json.dumps({**fake_vk.message_new(709, "/phone"), "secret": "s3cret"})
+        gated.gate.clear()
+        async with aiohttp.ClientSession() as http:
+            first = asyncio.create_task(http.post(url, data=body))
+            await eventually(lambda: gated.waiting == 1)
+            again = asyncio.create_task(http.post(url, data=body))
+            await asyncio.sleep(0.3)
+            assert not first.done()
+            assert not again.done()
+            gated.gate.set()
+            for answer in (await first, await again):
+                assert (answer.status, await answer.text()) == (200, "ok")
+        await eventually(lambda: len(fake_vk.to(709)) == 1)
+        await asyncio.sleep(0.2)
+        assert len(fake_vk.to(709)) == 1
