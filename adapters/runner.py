@@ -15,9 +15,14 @@ log = logging.getLogger(__name__)
 
 
 async def run_platforms(settings: Settings) -> None:
-    source = KnowledgeSource(settings.knowledge)
-    store = SqliteStore(settings.db)
+    store = SqliteStore(settings.db, busy_timeout=settings.db_busy_timeout)
+    # First, before anything else is loaded: StoreUnavailable is the CLI's one line and exit code.
     await store.open()
+    try:
+        source = KnowledgeSource(settings.knowledge)
+    except BaseException:
+        await store.close()
+        raise
     dialogue = Dialogue(source, store)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from bot.config import Settings
+from bot.storage.base import StoreUnavailable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     handler = _COMMANDS[args.command]
     try:
         return handler(args, settings) or 0
+    except StoreUnavailable as exc:  # unwritable, locked, not a database: one line, no traceback
+        print(f"gosbot: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -237,7 +241,7 @@ async def open_core(settings: Settings):  # type: ignore[no-untyped-def]
     except KnowledgeError as exc:
         print(f"the knowledge in {settings.knowledge} has problems; run `gosbot check`:\n{exc}", file=sys.stderr)
         raise SystemExit(1) from exc
-    store = SqliteStore(settings.db)
+    store = SqliteStore(settings.db, busy_timeout=settings.db_busy_timeout)
     await store.open()
     return Dialogue(source, store)
 
@@ -336,7 +340,7 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     from bot.storage import SqliteStore
 
     async def run() -> None:
-        store = SqliteStore(settings.db)
+        store = SqliteStore(settings.db, busy_timeout=settings.db_busy_timeout)
         await store.open()
         try:
             groups = await store.unanswered(time.time() - args.days * 86400, args.limit)
