@@ -19,6 +19,7 @@ import argparse
 import gc
 import json
 import resource
+import statistics
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -125,20 +126,24 @@ def finder(mode: str) -> Finder:
 
 
 def latency(rows: list[dict], run: Finder, runs: int) -> dict[str, float]:
+    """Per message: every timed run (raw), and the median of its runs (less disturbed by other
+    processes on a shared machine). Both are reported."""
     texts = [r["text"] for r in rows]
     for text in texts:  # warm-up: dictionaries, caches, the NER model
         run(text)
-    samples: list[int] = []
+    per_message: list[list[int]] = [[] for _ in texts]
     gc.disable()  # a collection inside one timed call is the interpreter's cost, not the redaction's
     try:
         for _ in range(runs):
-            for text in texts:
+            for i, text in enumerate(texts):
                 t0 = time.perf_counter_ns()
                 run(text)
-                samples.append(time.perf_counter_ns() - t0)
+                per_message[i].append(time.perf_counter_ns() - t0)
     finally:
         gc.enable()
-    return summary_ms(samples)
+    raw = summary_ms([t for times in per_message for t in times])
+    typical = summary_ms([int(statistics.median(times)) for times in per_message])
+    return {**raw, "p99_of_medians_ms": typical["p99_ms"]}
 
 
 def ner_cost() -> dict[str, float]:
@@ -170,7 +175,8 @@ def table(name: str, report: Report, speed: dict[str, float]) -> str:
         f"| precision (removed letters/digits that were sensitive) | {report.precision:.1%} | ≥ {TARGETS['precision']:.0%} |",
         f"| harmless messages altered | {report.harmless_share:.1%} ({report.harmless_altered} of {report.harmless}) | ≤ {TARGETS['harmless_altered']:.0%} |",
         f"| keep spans intact | {kept - sum(report.keeps_destroyed.values())} of {kept} | all |",
-        f"| latency per message, median / p99 | {speed['median_ms']:.2f} / {speed['p99_ms']:.2f} ms | p99 ≤ {TARGETS['p99_ms']:.0f} ms |",
+        f"| latency per message, median / p99 (all runs) | {speed['median_ms']:.2f} / {speed['p99_ms']:.2f} ms | p99 ≤ {TARGETS['p99_ms']:.0f} ms |",
+        f"| p99 of each message's median over the runs | {speed['p99_of_medians_ms']:.2f} ms | |",
     ]
     return "\n".join(lines)
 

@@ -76,8 +76,17 @@ def is_plain_noun(word: str) -> bool:
     return bool(parses) and parses[0].tag.POS == "NOUN"
 
 
+# Only these messages can hold a full name: two capitalised words in a row, a patronymic, initials, a label.
+_MAY_NAME = re.compile(
+    r"[А-ЯЁ][а-яё]+[\s,]+[А-ЯЁ]|(?i:ович|евич|ьич|овн|евн|ичн|оглы|кызы)\w{0,3}\b|(?<![а-яё])[а-яё]\.\s?[а-яё]\.|"
+    r"(?<![А-ЯЁа-яё])[А-ЯЁ]\.|(?i:фио|фамили|зовут|на\s+имя)|[А-ЯЁ]{2,}\s+[А-ЯЁ]{2,}"
+)
+
+
 def names(text: str) -> list[tuple[int, int]]:
     """Spans of full names in `text`."""
+    if not _MAY_NAME.search(text):
+        return []
     tokens: list[tuple[int, int, str, str]] = []  # start, end, kind, surface
     position = 0
     for m in re.finditer(r"[А-ЯЁа-яё]\.\s?(?:[А-ЯЁа-яё]\.?)?(?![а-яё])|[А-ЯЁа-яё]+(?:-[А-ЯЁа-яё]+)?|\S", text):
@@ -148,10 +157,12 @@ _STREET = (
     r"тракт\w*|квартал\w*|снт|днт)"
 )
 _PLACE = (
-    r"(?:г\.|гор\.|город\w*|пос\.|п\.|пгт\.?|пос[её]л\w*|с\.|село|дер\.|деревн\w*|ст-ца|станиц\w*|"
+    r"(?:г\.|г(?=\s)|гор\.|город\w*|пос\.|п\.|пгт\.?|пос[её]л\w*|с\.|село|дер\.|деревн\w*|ст-ца|ст\.|станиц\w*|"
     r"обл\.?|област\w*|кра[йя]|р-н|район\w*|респ\.?|республик\w*)"
 )
-_HOUSE = r"(?:(?:д\.?|дом)\s*№?\s*)?\d+\s?[а-яА-Я]?(?![\d.:])(?:\s*[/-]\s*\d+[а-яА-Я]?)?"
+_HOUSE = (
+    r"(?:(?:д\.?|дом)\s*№?\s*)?\d+(?:\s?[а-яА-Я](?![а-яА-Я]))?(?![\d.:])(?:\s*[/-]\s*\d+(?:[а-яА-Я](?![а-яА-Я]))?)?"
+)
 _TAIL = (
     r"(?:\s*,?\s*(?:(?:корп\.?|корпус|к\.?|стр\.?|строение|лит\.?|литер\w*)\s*\d+\w?|"
     r"(?:кв\.?|квартир\w*|комн\.?|комнат\w*)\s*№?\s*\d+\w?))*"
@@ -166,9 +177,16 @@ _LEFT = re.compile(
     rf"\s*,\s*|{_PLACE}\s*[А-ЯЁ][\w-]+\s+)+$",
     re.IGNORECASE,
 )
-_HOUSE_BEFORE_FLAT = re.compile(rf"[А-ЯЁа-яё][\w-]+\s*,?\s*{_HOUSE}\s*,?\s*$", re.IGNORECASE)
+_HOUSE_BEFORE_FLAT = re.compile(
+    rf"[А-ЯЁа-яё][\w-]+\s*,?\s*{_HOUSE}(?:\s*,?\s*(?:корп\.?|корпус|к\.?|стр\.?|строение)\s*\d+\w?)?\s*,?\s*$",
+    re.IGNORECASE,
+)
+# A city written after the flat ("… кв 56 екатеринбург", "…, г Калуга") or a city's short name before.
+_CITY_AFTER = re.compile(rf"\s*,?\s*(?:{_PLACE}\s*)?([А-ЯЁа-яё][\w-]+)", re.IGNORECASE)
+_CITY_BEFORE = re.compile(r"([А-ЯЁа-яё][\w-]+)\s*,?\s*$")
+_CITY_SHORT = words("спб мск питер москва нск екб екат нн")
 _LABEL = re.compile(
-    r"(?:по\s+адресу|адрес\w*(?:\s+(?:регистрации|проживания|прописки|места\s+жительства))?|прописк\w*|"
+    r"(?:по\s+адресу|адрес\w*(?:\s+[а-яё]+){0,2}\s*:|адрес\w*(?:\s+(?:регистрации|проживания|прописки|места\s+жительства))?|прописк\w*|"
     r"(?:живу|проживаю|прописан\w*|зарегистрирован\w*)\s+(?:в|на|по)?)\s*[:\-—–]?\s*",
     re.IGNORECASE,
 )
@@ -188,7 +206,18 @@ _OFFICE = re.compile(
     r"пункт\w*|учреждени\w*|организаци\w*|находится|расположен\w*)[^.!?\n]{0,40}$",
     re.IGNORECASE,
 )
+_MARKED = re.compile(
+    rf"(?<![\w-])(?:{_STREET}|{_PLACE}|д\.|дом|кв\.?|квартир\w*|корп\.?|[А-ЯЁ][а-яё]{{2,}})(?![\w-])", re.IGNORECASE
+)
 _HAS_FLAT = re.compile(r"(?<![\w])(?:кв\.?|квартир\w*)\s*№?\s*\d", re.IGNORECASE)
+
+
+@lru_cache(maxsize=20_000)
+def _is_city(word: str) -> bool:
+    low = word.lower()
+    if low in _CITY_SHORT:
+        return True
+    return any("Geox" in p.tag and p.score >= 0.3 for p in morph().parse(low))
 
 
 def addresses(text: str) -> list[tuple[int, int]]:
@@ -207,6 +236,12 @@ def addresses(text: str) -> list[tuple[int, int]]:
         office = _OFFICE.search(text[max(0, start - 60) : start])
         if office and not _HAS_FLAT.search(text[start:end]):
             return
+        after = _CITY_AFTER.match(text, end)
+        if after and (_is_city(after.group(1)) or re.match(rf"\s*,?\s*{_PLACE}", after.group(), re.IGNORECASE)):
+            end = after.end()
+        before = _CITY_BEFORE.search(text, max(0, start - 30), start)
+        if before and _is_city(before.group(1)):
+            start = before.start()
         found.append((start, end))
 
     for m in _LABEL.finditer(text):
@@ -218,7 +253,7 @@ def addresses(text: str) -> list[tuple[int, int]]:
             position = token.end()
             if re.search(r"\d", token.group()):
                 end = position
-        if end > m.end():
+        if end > m.end() and _MARKED.search(text[m.end() : end]):
             add(m.end(), end)
     for m in _STREET_AT.finditer(text):
         right = _AFTER_POSTFIX_STREET.match(text, m.end())

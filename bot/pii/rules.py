@@ -116,7 +116,10 @@ _EMAIL = _rx(
     r"|(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
 )
 # An address the citizen received something from is not theirs: letters "from support" are a fraud sign.
-_EMAIL_FROM = _rx(r"(?:\bс|\bот|отправител\w*|с\s+адреса|с\s+почты|адрес\s+отправителя)\s*[:«\"]?\s*$")
+_EMAIL_FROM = _rx(
+    r"(?:(?:письм\w*|пишут|написал\w*|пришл\w*|прислал\w*|рассылк\w*|сообщени\w*|уведомлени\w*)[^.!?\n]{0,20}?"
+    r"\b(?:с|от|со)(?:\s+(?:адреса|почты|ящика))?|отправител\w*|мошенник\w*\s+с)\s*[:«\"]?\s*$"
+)
 
 
 def _emails(scan: _Scan) -> None:
@@ -132,7 +135,7 @@ def _emails(scan: _Scan) -> None:
 
 # -- passwords -----------------------------------------------------------------------------------
 
-_PW_LABEL = r"(?:п[ао]р[оа]л[ьяюие]\w*|парол\b|password|passwd|pass\b|pwd|пасс?ворд\w*)"
+_PW_LABEL = r"(?:п[ао]р[оа]л[ьяюие]\w*|парол\b|password|passwd|pass\b|pwd|пасс?ворд\w*|\bпасс\b|\bпассв\w*)"
 _PW_SEPARATOR = re.compile(
     r"\s*(?::|=|—|–|-(?=\s)|\bтакой\b|\bтакое\b|\bэто\b|\bбыл\b|\bбыла\b|\bстоит\b|\bна\b|\bсейчас\b|\bвот\b)\s*[:—–-]?\s*",
     re.IGNORECASE,
@@ -174,36 +177,77 @@ def _password_like(token: str, after_colon: bool) -> bool:
     return False
 
 
+_TYPED = re.compile(
+    r"(?:ввож\w*|ввел\w*|ввёл|ввела|вводил\w*|набира\w*|набрал\w*|пишу|вписыва\w*|вписал\w*|указыва\w*)\s+",
+    re.IGNORECASE,
+)
+_GAP_STOPS = re.compile(r"\b(?:не|нет|ни)\b", re.IGNORECASE)
+
+
+def _strong_password(token: str) -> bool:
+    """A word no sentence uses: letters and digits mixed ("1q2w3e4r", "Nikita.07", "Dacha2015!")."""
+    core = token.strip(".,!?;:()«»\"'")
+    if len(core) < 6 or "@" in core or re.fullmatch(r"[\d.,:/-]+|v?\d+(?:\.\d+)+", core, re.IGNORECASE):
+        return False
+    return any(c.isdigit() for c in core) and any(c.isalpha() for c in core)
+
+
+def _hide_token(scan: _Scan, start: int, token: str) -> None:
+    # "!" and "?" may be part of a password; a final "." or "," ends the sentence
+    value = token.rstrip(",;:)»\"'")
+    if value.endswith(".") and not value.endswith(".."):
+        value = value[:-1]
+    scan.hide(start, start + len(value.rstrip(",;:)»\"'")), PASSWORD)
+
+
+def _password_after(scan: _Scan, tail_start: int) -> bool:
+    text = scan.text
+    tail = text[tail_start : tail_start + 80]
+    line_end = re.search(r"[\n]|[.!?](?:\s|$)", tail)
+    tail = tail[: line_end.start()] if line_end else tail
+    quoted = _QUOTED.search(tail)
+    if quoted and quoted.start() <= 40:
+        scan.hide(tail_start + quoted.start(1), tail_start + quoted.end(1), PASSWORD)
+        return True
+    # "пароль от госуслуг: X", "пароль такой: X", "пароль — X": the value follows a separator, and
+    # the words before the separator only say which password ("Восстановить пароль не удаётся: …" is no value).
+    for sep in _PW_SEPARATOR.finditer(tail):
+        if sep.start() > 40 or _GAP_STOPS.search(tail[: sep.start()]):
+            break
+        token = _TOKEN.match(tail, sep.end())
+        if token and _password_like(token.group(), after_colon=any(ch in sep.group() for ch in ":=—–-")):
+            _hide_token(scan, tail_start + token.start(), token.group())
+            return True
+    # "мой пароль Zx81kqpL": the first password-like word within a few words of the label.
+    for token in list(_TOKEN.finditer(tail))[:4]:
+        if _password_like(token.group(), after_colon=False):
+            _hide_token(scan, tail_start + token.start(), token.group())
+            return True
+    return False
+
+
 def _passwords(scan: _Scan) -> None:
     text = scan.text
+    talk = False
     for m in _PW_AFTER_LABEL.finditer(text):
-        tail_start = m.end()
-        tail = text[tail_start : tail_start + 80]
-        line_end = re.search(r"[\n]|[.!?](?:\s|$)", tail)
-        tail = tail[: line_end.start()] if line_end else tail
-        quoted = _QUOTED.search(tail)
-        if quoted and quoted.start() <= 40:
-            scan.hide(tail_start + quoted.start(1), tail_start + quoted.end(1), PASSWORD)
-            continue
-        # "пароль от госуслуг: X", "пароль такой: X", "пароль — X": the value follows a separator.
-        for sep in _PW_SEPARATOR.finditer(tail):
-            if sep.start() > 40:
-                break
-            token = _TOKEN.match(tail, sep.end())
-            if token is None:
-                continue
-            after_colon = any(ch in sep.group() for ch in ":=—–-")
-            if _password_like(token.group(), after_colon):
-                start = tail_start + token.start()
-                scan.hide(start, start + len(token.group().rstrip(".,!?;:)»\"'")), PASSWORD)
-                break
-        else:
-            # "мой пароль Zx81kqpL": the first password-like word within a few words of the label.
-            for token in list(_TOKEN.finditer(tail))[:4]:
-                if _password_like(token.group(), after_colon=False):
-                    start = tail_start + token.start()
-                    scan.hide(start, start + len(token.group().rstrip(".,!?;:)»\"'")), PASSWORD)
+        talk = True
+        if not _password_after(scan, m.end()):
+            # "qwe123QWE вот мой пароль": the value before the label
+            head_start = max(0, m.start() - 40)
+            for token in reversed(list(_TOKEN.finditer(text, head_start, m.start()))[-3:]):
+                if _strong_password(token.group()):
+                    _hide_token(scan, token.start(), token.group())
                     break
+    for m in _TYPED.finditer(text):
+        talk = True
+        for token in list(_TOKEN.finditer(text, m.end(), min(len(text), m.end() + 40)))[:4]:
+            if _strong_password(token.group()):
+                _hide_token(scan, token.start(), token.group())
+    if talk:
+        # a message about passwords: a second one ("старый был X, а новый Y") is one too
+        for token in _TOKEN.finditer(text):
+            if _strong_password(token.group()) and scan.free(token.start(), token.end()):
+                _hide_token(scan, token.start(), token.group())
 
 
 # -- dates ---------------------------------------------------------------------------------------
@@ -218,9 +262,10 @@ _BIRTH_BEFORE = _rx(
     r"(?:дат\w*\s+(?:моего\s+|его\s+|её\s+|ее\s+)?рожд\w*|д\.\s?р\.?|\bд/р|\bдр\b|родил\w*|рожден\w*|рождени\w*|\bг\.?\s?р\.?|born|\bbirth\w*|dob)"
     r"[^\d\n]{0,20}$"
 )
-_BIRTH_AFTER = _rx(r"^\s*(?:г\.?\s?р\.?|года\s+рожд|г\.?\s+рожд|\(?\s*дата\s+рожд|\(?д\.р\.)")
+_BIRTH_TALK = _rx(r"рожд\w*|родил\w*|\bд\.\s?р\.|\bд/р\b|\bдр\b|\bг\.\s?р\.")
+_BIRTH_AFTER = _rx(r"^\s*(?:рожд|г\.?\s?р\.?|года\s+рожд|г\.?\s+рожд|\(?\s*дата\s+рожд|\(?д\.р\.)")
 _ISSUE_BEFORE = _rx(
-    r"(?:выда\w*|выдачи|от|с|получ\w*|подал\w*|подан\w*|оплат\w*|до|по|срок\w*|действ\w*)[^\d\n]{0,12}$"
+    r"(?:выда\w*|выдачи|\bот|\bс|получ\w*|подал\w*|подан\w*|оплат\w*|\bдо|\bпо|срок\w*|действ\w*)\b[^\d\n]{0,12}$"
 )
 _TIME = _rx(r"(?<![\d:.])(?:[01]?\d|2[0-3])[:.][0-5]\d(?![\d:]|\.\d)")
 _YEAR_NOW = 2026
@@ -228,13 +273,15 @@ _YEAR_NOW = 2026
 
 def _dates(scan: _Scan) -> None:
     text = scan.text
+    birth_talk = bool(_BIRTH_TALK.search(text))
     for m in _DATE.finditer(text):
         before = text[max(0, m.start() - 40) : m.start()]
         after = text[m.end() : m.end() + 25]
         year = re.findall(r"(?:19|20)\d{2}", m.group())
         born = bool(_BIRTH_BEFORE.search(before) or _BIRTH_AFTER.match(after) or re.search(r"г\.?\s?р", m.group()))
         if not born and year and int(year[-1]) <= _YEAR_NOW - 14 and not _ISSUE_BEFORE.search(before):
-            born = people.follows_a_name(text, m.start())  # "Иванов Иван Иванович, 12.03.1985"
+            # "Иванов Иван Иванович, 12.03.1985"; "дата рождения стоит 02.08.1987, а надо 08.02.1987"
+            born = birth_talk or people.follows_a_name(text, m.start())
         if born:
             value = re.sub(r"\s*(?:г\.?\s?р\.?|года?|г\.)$", "", m.group(), flags=re.IGNORECASE)
             scan.hide(m.start(), m.start() + len(value), BIRTH_DATE)
@@ -242,6 +289,10 @@ def _dates(scan: _Scan) -> None:
             scan.keep(m.start(), m.end(), "date")
     for m in _YEAR_OF_BIRTH.finditer(text):
         scan.hide(m.start(), m.end(), BIRTH_DATE)
+    if birth_talk:  # "родилась 5 мая 1990, а в профиле стоит 1991"
+        for m in _YEAR.finditer(scan.work):
+            if int(m.group()) <= _YEAR_NOW - 14 and not _ISSUE_BEFORE.search(text[max(0, m.start() - 25) : m.start()]):
+                scan.hide(m.start(), m.end(), BIRTH_DATE)
     for m in _TIME.finditer(text):
         scan.keep(m.start(), m.end(), "time")
 
@@ -272,7 +323,10 @@ def _lettered_documents(scan: _Scan) -> None:
 # Each label says what the number right after it is. The nearest label before a number wins, so
 # "заявление № 1234567890" stays even in a message about a passport.
 _LABELS: tuple[tuple[str, str], ...] = (
-    (PASSPORT, r"паспорт\w*|пасп\.|\bсери[яиюей]\b|\bс/н\b|загран\w*"),
+    (
+        PASSPORT,
+        r"сери[яиюей]\s+и\s+номер\w*|номер\w*\s+и\s+сери\w*|паспорт\w*|пасп\.|\bсери[яиюей]\b|\bс/н\b|загран\w*",
+    ),
     (SNILS, r"снилс\w*|snils|страхов\w+\s+(?:номер|свидетельств\w*)|\bснлс\b|\bсниллс\b"),
     (INN, r"\bинн\w*|\binn\b|идентификационн\w+\s+номер\w*\s+налогоплательщик\w*"),
     (OMS, r"\bомс\b|\bполис\w*|\bенп\b|медицинск\w+\s+полис\w*|страховой\s+полис\w*"),
@@ -281,7 +335,8 @@ _LABELS: tuple[tuple[str, str], ...] = (
     (CARD, r"\bкарт[аыуеой]\w*|\bcard\b|visa|виза|master\s?card|мастеркард|\bмир\b|maestro|номер\s+карты|карточк\w*"),
     (
         CVV,
-        r"\bcvv2?\b|\bcvc2?\b|\bсвв\b|\bсвс\b|(?:код|цифр\w*)\s+(?:на|с)\s+(?:обороте|обратной\s+стороне|задней\s+стороне)",
+        r"\b(?:cvv2?|cvc2?|свв|свс|цвв|цвц|цвс)(?:[\s-]*код\w*)?\b|(?:трехзначн\w*|трёхзначн\w*|три|3)\s+(?:код\w*|цифр\w*)|"
+        r"(?:код\w*|цифр\w*)\s+(?:на\s+|с\s+)?(?:сзади|обороте|оборотной|обратной|задней)(?:\s+сторон\w*)?(?:\s+карт\w*)?",
     ),
     (
         BANK_ACCOUNT,
@@ -300,14 +355,18 @@ _LABELS: tuple[tuple[str, str], ...] = (
     ),
     ("error", r"ошибк\w*|error|\berr\b|сбо[йя]\w*|код\s+ошибки"),
     ("version", r"верси\w*|\bv\.?|\bver\.?|сборк\w*|обновлени\w*"),
-    ("postal", r"индекс\w*"),
-    ("phone", r"телефон\w*|\bтел\.?|номер\w*|mobile|phone"),
+    ("sum", r"госпошлин\w*|пошлин\w*|оплатил\w*|заплатил\w*|сумм[аеуы]\w*|стоимост\w*|штраф\w*"),
+    ("postal", r"индекс\w*|отделени\w*\s+(?:почты|связи)|отделени\w*|почтов\w+\s+отделени\w*"),
+    ("phone", r"телефон\w*|\bтел\.?|мобильн\w*|mobile|phone"),
     ("department", r"код\w*\s+подразделени\w*|подразделени\w*"),
 )
-_LABEL = re.compile("|".join(f"(?P<l{i}>{p})" for i, (_, p) in enumerate(_LABELS)), re.IGNORECASE)
+# Tried only where a word starts: one alternation of all labels is slow if tried at every character.
+_LABEL = re.compile(
+    r"(?<![\w/])(?:" + "|".join(f"(?P<l{i}>{p})" for i, (_, p) in enumerate(_LABELS)) + ")", re.IGNORECASE
+)
 # Which label a passport's "серия … номер …" belongs to is the document's: the words in between do not end it.
 _GAP = re.compile(r"[^\d\n!?]{0,32}")
-_OWN = _rx(r"(?:\bмо[йяеёию]\w*|\bсво[йяеёию]\w*|\bу\s+меня\b|\bмне\b|\bmy\b|плательщик\w*|\bя\b)")
+_OWN = _rx(r"(?:\bмо[йяеёию]\w*|\bсво[йяеёию]\w*|\bу\s+меня\b|\bmy\b|плательщик\w*|физическ\w+\s+лиц\w*)")
 _PAYEE = _rx(
     r"получател\w*|реквизит\w*|квитанци\w*|\bкпп\b|\bбик\b|\bуфк\b|казначейств\w*|организаци\w*|\bооо\b|\bпао\b|"
     r"\bзао\b|\bоао\b|\bфнс\b|инспекци\w*|налогов\w+\s+орган\w*|учреждени\w*|администраци\w*|\bмфц\b|\bгибдд\b|"
@@ -323,7 +382,7 @@ _WANT = {
     CARD: ((16, 18, 19, 15, 13), 12, 19),
     CVV: ((3, 4), 3, 4),
     BANK_ACCOUNT: ((20,), 15, 25),
-    CODE: ((4, 5, 6, 7, 8), 4, 8),
+    CODE: ((4, 5, 6, 7, 8, 3), 3, 8),
 }
 
 
@@ -335,16 +394,26 @@ def _nearest_labels(work: str) -> list[tuple[int, int, str]]:
     return found
 
 
+# After a number, a label may name it: "4611298473 это номер паспорта", "вот 058-713-226 94 это снилс".
+_AFTER_GAP = re.compile(r"\s*[-—–,:]?\s*(?:(?:это|мой|моя|моего|мое|моё|мои|вот|номер|мне|у\s+меня|и\s+есть)\s+){0,3}")
+
+
 def _label_for(chain: Chain, labels: list[tuple[int, int, str]], work: str) -> tuple[int, int, str] | None:
     best = None
     for label in labels:
         if label[1] <= chain.start and _GAP.fullmatch(work[label[1] : chain.start]):
             best = label  # the last one that fits is the nearest
+    if best is None:
+        for label in labels:
+            if label[0] >= chain.end and _AFTER_GAP.fullmatch(work[chain.end : label[0]]):
+                return label if label[2] in _DOCUMENTS else None
     return best
 
 
-def _labelled(scan: _Scan, kinds: Iterable[str]) -> None:
-    """Numbers right after a label of one of `kinds` (documents first, codes later)."""
+def _labelled(scan: _Scan, kinds: Iterable[str]) -> dict[tuple[int, ...], str]:
+    """Numbers right after (or just before) a label of one of `kinds` (documents first, codes later).
+    Returns the shapes (digits per group) of the document numbers hidden, for `_same_shape`."""
+    shapes: dict[tuple[int, ...], str] = {}
     wanted = set(kinds)
     work = scan.work
     labels = _nearest_labels(work)
@@ -353,7 +422,7 @@ def _labelled(scan: _Scan, kinds: Iterable[str]) -> None:
         if label is None or label[2] not in wanted:
             continue
         start_label, end_label, kind = label
-        if kind in ("bik", "correspondent", "application", "error", "version", "postal", "department"):
+        if kind in _KEEP_LABELS:
             scan.keep(chain.start, chain.end, kind)
             continue
         if kind == "phone":
@@ -363,21 +432,39 @@ def _labelled(scan: _Scan, kinds: Iterable[str]) -> None:
         if taken is None:
             continue
         start, end, digits = taken
-        context = scan.text[max(0, start_label - 40) : start_label]
-        if kind == INN and _is_payee(scan.text, start_label, end) and not _OWN.search(context[-15:]):
+        if kind == INN and _payee_label(scan.text, start_label, end_label, start):
             scan.keep(start, end, "payee_inn")
-        elif kind == BANK_ACCOUNT and (_organisation_account(digits) or _is_payee(scan.text, start_label, end)):
-            if not _OWN.search(context[-15:]):
-                scan.keep(start, end, "payee_account")
-            else:
-                scan.hide(start, end, kind)
+        elif kind == BANK_ACCOUNT and _organisation_account(digits):
+            # a person's account is theirs whoever pays into it; an organisation's is a payee's
+            scan.keep(start, end, "payee_account")
         elif kind == CODE:
-            if _looks_like_year(digits, chain) or _followed_by_unit(scan.text, end):
+            if _followed_by_unit(scan.text, end) or re.match(r"\s*(?:год|г\.)", scan.text[end:]):
                 continue
-            scan.hide(start, end, kind)
+            if len(digits) <= 4 and _CARD_TALK.search(scan.text) and len(digits) in (3, 4) and start - end_label < 20:
+                scan.hide(start, end, CVV)
+            elif len(digits) >= 4:
+                scan.hide(start, end, kind)
         else:
             for part_start, part_end in _parts(scan.text, start, end):
                 scan.hide(part_start, part_end, kind)
+            shapes[tuple(len(g) for g in re.findall(r"\d+", scan.text[start:end]))] = kind
+    return shapes
+
+
+_PASSPORT_TALK = _rx(r"паспорт\w*|\bсери[яиюей]\b")
+
+
+def _same_shape(scan: _Scan, shapes: dict[tuple[int, ...], str]) -> None:
+    """A second number written like a labelled one is the same document: "СНИЛС 051-336-912 48,
+    правильный — 051-336-921 48"; and in a message about a passport, "3619 204517" is one."""
+    if _PASSPORT_TALK.search(scan.text):
+        shapes = {(4, 6): PASSPORT, (2, 2, 6): PASSPORT, **shapes}
+    if not shapes:
+        return
+    for chain in chains(scan.work):
+        kind = shapes.get(tuple(e - s for s, e in chain.groups))
+        if kind is not None and (chain.size >= 9 or kind == PASSPORT):
+            scan.hide(chain.start, chain.end, kind)
 
 
 def _parts(text: str, start: int, end: int) -> list[tuple[int, int]]:
@@ -390,8 +477,12 @@ def _parts(text: str, start: int, end: int) -> list[tuple[int, int]]:
     return parts
 
 
-def _is_payee(text: str, start: int, end: int) -> bool:
-    return bool(_PAYEE.search(text[max(0, start - 60) : end + 60]))
+def _payee_label(text: str, label_start: int, label_end: int, value: int) -> bool:
+    """ "ИНН получателя …", "в квитанции ИНН …": the payee words belong to this label's clause."""
+    before = re.split(r"[.;!?\n]", text[max(0, label_start - 30) : label_start])[-1]
+    if _OWN.search(before[-15:]) or _OWN.search(text[label_end:value]) or re.search(r"физическ", text[label_end:value]):
+        return False
+    return bool(_PAYEE.search(before) or _PAYEE.search(text[label_end:value]))
 
 
 def _organisation_account(digits: str) -> bool:
@@ -401,18 +492,25 @@ def _organisation_account(digits: str) -> bool:
 
 # -- phone numbers -------------------------------------------------------------------------------
 
+# Words that say a number is someone else's: the caller's, the sender's (nearest word before wins).
 _CALLER = _rx(
-    r"звон\w*|позвон\w*|набрал\w*|набира\w*|с\s+номер\w*|с\s+телефон\w*|с\s+этого|с\s+него|от\s+номер\w*|пишут|"
-    r"написал\w*|прислал\w*|присыла\w*|пришл\w*\s+с|смс\s+с|sms\s+с|сообщени\w*\s+с|мошенн\w*|развод\w*|"
-    r"официальн\w*|настоящ\w*|правда|что\s+за\s+номер|чей|неизвестн\w*|представил\w*|безопасност\w*|"
-    r"это\s+госуслуг\w*|госуслуги\s+ли|проверьте\s+номер|не\s+брать|звонок"
+    r"(?<!по)звонил[аи]?\b|звонят|звонит\b|позвонил[аи]?\b|звонок|звонк\w*|звонивш\w*|набирал[аи]?\b|набрал[аи]?\b|"
+    r"входящ\w*|с\s+номер\w*|с\s+телефон\w*|с\s+этого|с\s+него|от\s+номер\w*|пишут|написал\w*|прислал\w*|"
+    r"присыла\w*|пришл\w*\s+с|смс\s+с|sms\s+с|сообщени\w*\s+с|мошенн\w*|развод\w*|официальн\w*|настоящ\w*|"
+    r"правда|что\s+за\s+номер|чей|неизвестн\w*|представил\w*|безопасност\w*|это\s+госуслуг\w*|госуслуги\s+ли|"
+    r"проверьте|не\s+брать|сообщил\w*|представля\w*|третьему\s+лицу|третьим\s+лицам|посторонн\w*|злоумышленник\w*|"
+    r"незнаком\w*"
 )
+# Words that say it is the citizen's own.
 _OWN_PHONE = _rx(
-    r"\bмо[йяеёию]\w*|\bсво[йяеёию]\w*|\bмне\s+на\b|на\s+мой|привязан\w*|контактн\w*|для\s+связи|перезвон\w*|"
-    r"свяж\w*|связат\w*|позвоните\s+мне|наберите\s+мне|мобильн\w*|\bтел\.|телефон\s*:|номер\s*:|сменил\w*|"
+    r"\bмо[йяеёию]\w*|\bсво[йяеёию]\w*|\bмне\s+на\b|на\s+мой|привяз\w*|контактн\w*|для\s+связи|перезвон\w*|"
+    r"свяж\w*|связат\w*|(?:по)?звоните|наберите|мобильн\w*|\bтел\b\.?|(?<!по\s)телефон\w*|сменил\w*|сменен\w*|сменён\w*|"
     r"поменял\w*|нов\w+\s+номер\w*|стар\w+\s+номер\w*|зарегистрирован\w*\s+на|на\s+номер\w*|на\s+телефон\w*|"
-    r"доступ\w*\s+к\s+номер\w*|мой|меня|указа\w*|вписа\w*|ввожу|логин\w*|whatsapp|вотсап|вайбер|viber"
+    r"доступ\w*\s+к\s+номер\w*|принадлежит\s+мне|меня|указа\w*|вписа\w*|ввожу|логин\w*|whatsapp|"
+    r"вотсап|вайбер|viber"
 )
+_FROM_NUMBER = _rx(r"с\s+(?:номер|телефон)")
+_FIRST_PERSON = _rx(r"\bя\b[^.!?\n]{0,12}$")
 _PHONE_WORD = _rx(r"телефон|тел\.|номер")
 
 
@@ -437,11 +535,22 @@ def _phones(scan: _Scan) -> None:
         scan.keep(m.start(), m.end(), "official_number")
 
 
+_SENTENCE = re.compile(r"[!?\n]|\.\s+(?=[А-ЯЁA-Z])")
+
+
 def _is_own_phone(text: str, start: int, end: int) -> bool:
-    before = re.split(r"[.!?\n]\s", text[max(0, start - 60) : start])[-1]
-    after = re.split(r"[.!?\n]", text[end : end + 50])[0]
+    before = _SENTENCE.split(text[max(0, start - 60) : start])[-1]
+    after = _SENTENCE.split(text[end : end + 50])[0]
     own = [m.end() for m in _OWN_PHONE.finditer(before)]
-    caller = [m.end() for m in _CALLER.finditer(before)]
+    caller = []
+    me_calling = False
+    for m in _CALLER.finditer(before):
+        # "я звонил на 115 с номера …": the citizen called, from their own number
+        if _FIRST_PERSON.search(before[: m.start()]) or (me_calling and _FROM_NUMBER.match(m.group())):
+            me_calling = True
+            own.append(m.end())
+        else:
+            caller.append(m.end())
     if own or caller:
         return max(own, default=-1) > max(caller, default=-1)
     own_after = _OWN_PHONE.search(after)
@@ -455,23 +564,29 @@ def _is_own_phone(text: str, start: int, end: int) -> bool:
 
 # -- what staff need ----------------------------------------------------------------------------
 
-_SUM = _rx(r"(?<![\d])\d[\d\s.,]*\d?\s*(?:руб\w*|р\.|р\b|₽|rub\w*|тыс\w*|коп\w*|рублей)")
+_SUM = _rx(r"(?<![\d])\d{1,3}(?:[\s.,]?\d{3})*(?:[.,]\d{1,2})?\s*(?:руб\w*|р\.|р\b|₽|rub\w*|тыс\w*|коп\w*)")
 _COUNT = _rx(
-    r"(?<![\d.,])\d{1,4}\s*(?:-?\s*(?:х|ти|ми|го|й|я|е|ой))?\s*(?:раз\w*|минут\w*|мин\b|час\w*|дн[яейи]\w*|день|сут\w*|"
-    r"недел\w*|месяц\w*|мес\b|лет\b|год\w*|сек\w*|штук\w*|шт\b|попыт\w*|смс\w*|sms|сообщени\w*|цифр\w*|символ\w*|"
-    r"знак\w*|%|процент\w*|человек\w*|заявлени\w*|документ\w*|страниц\w*|мб|mb|кб|kb|гб|gb|км|метр\w*|этаж\w*|"
-    r"окн\w*|класс\w*|лет|кабинет\w*)"
+    r"(?<![\d.,])(?<!\d-)\d{1,4}\s*(?:-?\s*(?:х|ти|ми|го|й|я|е|ой))?\s*(?:(?:раз|раза|минут[аы]?|мин|час|часа|часов|"
+    r"дн[яейи]|дней|день|сут\w*|недел[ьиюя]|месяц\w*|мес|лет|год|года|году|годов|сек\w*|штук\w*|шт|попыт\w*|смс|sms|"
+    r"сообщени\w*|цифр\w*|символ\w*|знак\w*|процент\w*|человек\w*|заявлени\w*|документ\w*|страниц\w*|мб|mb|кб|kb|гб|gb|"
+    r"км|метр\w*|этаж\w*|окн\w*|класс\w*|кабинет\w*)\b|%)"
 )
 _VERSION = _rx(
-    r"(?<![\d.])\d+(?:\.\d+){2,3}(?![\d.])|(?:верси\w*|\bv\.?|\bver\.?|android|ios|айос|андроид)\s*\d+(?:\.\d+)+"
+    r"(?<![\d.])\d{1,2}(?:\.\d{1,3}){2,3}(?![\d.]|\s\d{2}\b)|(?:верси\w*|\bv\.?|\bver\.?|android|ios|айос|андроид)\s*\d+(?:\.\d+)+"
 )
-_ERROR = _rx(r"(?:ошибк\w*|error|\berr\b|сбо[йя]\w*|код\s+ошибки)\s*[:№#«\"]?\s*([A-Za-z0-9_\-x]*\d[A-Za-z0-9_\-x]*)")
+_ERROR = _rx(
+    r"(?:ошибк\w*|error|\berr\b|сбо[йя]\w*|код\s+ошибки)\s*[:№#«\"]?\s*([A-Za-zА-ЯЁ0-9_\-x]*\d[A-Za-zА-ЯЁ0-9_\-x]*)"
+)
 _BIK = _rx(r"(?:бик|bik)\s*:?\s*(0\d{8})(?!\d)")
 _YEAR = _rx(r"(?<![\d.,])(?:19[5-9]\d|20[0-3]\d)(?![\d.,]\d)")
 
 
-def _keeps(scan: _Scan) -> None:
+def _keeps(scan: _Scan, errors_only: bool = False) -> None:
     text = scan.text
+    for m in _ERROR.finditer(text):
+        scan.keep(m.start(1), m.end(1), "error_code")
+    if errors_only:
+        return
     for m in _VERSION.finditer(text):
         scan.keep(m.start(), m.end(), "app_version")
     for m in _ERROR.finditer(text):
@@ -501,7 +616,8 @@ _EXPIRY_LABEL = _rx(r"(?:срок\w*|действ\w*|годн\w*|exp\w*|valid|д
 _CARD_TALK = _rx(r"карт|card|cvv|cvc|visa|мир\b|master|сбер|тинькоф|банк")
 _CODE_TALK = _rx(
     r"\bкод\w*|\bcode\b|\bсмс\w*|\bsms\b|\bсмск\w*|\bэсэмэс\w*|\bцифр\w*|\bпин\b|\bpin\b|подтвержд\w*|провероч\w*|"
-    r"одноразов\w*|\botp\b|ввож\w*|ввел\w*|ввёл\w*|ввела|вводил\w*|продиктова\w*|диктова\w*|пришл[оа]\s*:"
+    r"одноразов\w*|\botp\b|ввож\w*|ввел\w*|ввёл\w*|ввела|вводил\w*|продиктова\w*|диктова\w*|пришл[оа]\s*:|"
+    r"вписыва\w*|в\s+окошк\w*|в\s+пол[ея]\b"
 )
 _NOT_CODE_TALK = _rx(
     r"код\w*\s+(?:ошибк\w*|подразделени\w*|регион\w*|город\w*|стран\w*|бюджетн\w*|услуг\w*|кбк|окато|октмо)|qr[\s-]*код\w*"
@@ -535,8 +651,8 @@ def _unlabelled(scan: _Scan) -> None:
         if 13 <= size <= 19 and luhn_valid(digits):
             scan.hide(chain.start, chain.end, CARD)
             continue
-        card = chain.take((16,))
-        if card and luhn_valid(card[2]):
+        card = _card_inside(chain)
+        if card:
             scan.hide(card[0], card[1], CARD)
             continue
         if size == 20 and digits.startswith(("40817", "40820", "423", "426", "40802")):
@@ -555,25 +671,37 @@ def _unlabelled(scan: _Scan) -> None:
             scan.hide(chain.start, chain.end, CODE)
 
 
+def _card_inside(chain: Chain) -> tuple[int, int] | None:
+    """Sixteen digits in four groups of four inside a longer chain ("… 275 номер 2200 0312 5567 8840")."""
+    groups = chain.groups
+    for i in range(len(groups) - 3):
+        four = groups[i : i + 4]
+        if all(e - s == 4 for s, e in four) and (luhn_valid(chain.digits(i, i + 4)) or len(groups) > 4):
+            return four[0][0], four[-1][1]
+    return None
+
+
 # -- the pass ------------------------------------------------------------------------------------
 
 _DOCUMENTS = (PASSPORT, SNILS, INN, OMS, DRIVER_LICENCE, BIRTH_CERTIFICATE, CARD, CVV, BANK_ACCOUNT)
-_KEEP_LABELS = ("bik", "correspondent", "application", "error", "version", "postal", "department", "phone")
+_KEEP_LABELS = ("bik", "correspondent", "application", "error", "version", "postal", "department", "sum")
 
 
 def find(text: str, *, names: bool = True) -> tuple[list[Span], list[tuple[int, int, str]]]:
     """Sensitive spans (sorted) and what was deliberately kept, for one message."""
     scan = _Scan(text)
     _emails(scan)
+    _keeps(scan, errors_only=True)
     _passwords(scan)
-    _dates(scan)
-    _lettered_documents(scan)
     for start, end in people.addresses(text):
         scan.hide(start, end, ADDRESS)
-    _labelled(scan, (*_DOCUMENTS, *_KEEP_LABELS))
+    _dates(scan)
+    _lettered_documents(scan)
+    _keeps(scan)
+    shapes = _labelled(scan, (*_DOCUMENTS, *_KEEP_LABELS))
+    _same_shape(scan, shapes)
     _snils_format(scan)
     _phones(scan)
-    _keeps(scan)
     _labelled(scan, (CODE,))
     _unlabelled(scan)
     if names:
