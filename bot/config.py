@@ -13,6 +13,7 @@ class Settings:
     db: Path = Path("gosbot.sqlite3")
     knowledge: Path = Path("knowledge")
     log_level: str = "INFO"
+    retention_days: int = 90  # closed tickets' transcripts and the unanswered log are deleted after this
     # Telegram
     telegram_token: str = field(default="", repr=False)
     telegram_api_base: str = ""
@@ -50,6 +51,7 @@ class Settings:
             db=Path(text("GOSBOT_DB", "gosbot.sqlite3")),
             knowledge=Path(text("GOSBOT_KNOWLEDGE", "knowledge")),
             log_level=text("GOSBOT_LOG_LEVEL", "INFO").upper(),
+            retention_days=integer("GOSBOT_RETENTION_DAYS", 90) or 90,
             telegram_token=text("TELEGRAM_BOT_TOKEN"),
             telegram_api_base=text("TELEGRAM_API_BASE"),
             telegram_webhook_url=text("TELEGRAM_WEBHOOK_URL"),

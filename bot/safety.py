@@ -61,7 +61,37 @@ MARKS = {
 SECRETS = frozenset({CODE, PASSWORD, CVV})
 DOCUMENTS = frozenset({PASSPORT, SNILS, INN, OMS, DRIVER_LICENCE, BIRTH_CERTIFICATE, CARD, CARD_EXPIRY, BANK_ACCOUNT})
 
+# What the citizen is told was hidden (accusative: "Я скрыл …").
+WHAT = {
+    CODE: "код",
+    PASSWORD: "пароль",
+    CVV: "код карты",
+    PASSPORT: "номер паспорта",
+    SNILS: "СНИЛС",
+    INN: "ИНН",
+    OMS: "номер полиса ОМС",
+    DRIVER_LICENCE: "номер водительского удостоверения",
+    BIRTH_CERTIFICATE: "номер свидетельства о рождении",
+    CARD: "номер карты",
+    CARD_EXPIRY: "срок действия карты",
+    BANK_ACCOUNT: "номер счёта",
+    NAME: "ФИО",
+    BIRTH_DATE: "дату рождения",
+    ADDRESS: "адрес",
+    OWN_PHONE: "номер телефона",
+    OWN_EMAIL: "адрес почты",
+}
+
+
+def hidden_what(found: frozenset[str]) -> str:
+    """ "номер паспорта, СНИЛС и адрес" for the categories found, in a fixed order."""
+    names = [WHAT[c] for c in CATEGORIES if c in found]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " и " + names[-1]
+
+
 __all__ = [
+    "WHAT",
+    "hidden_what",
     "CATEGORIES",
     "DOCUMENTS",
     "MARKS",
