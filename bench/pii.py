@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import json
 import resource
 import statistics
@@ -196,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{sum(1 for r in rows if not r['spans'])} harmless messages, {sum(len(r.get('keep', [])) for r in rows)} keep spans\n"
     )
     modes = ["rules", "ner", "both"] if args.mode == "all" else [args.mode]
+    if importlib.util.find_spec("natasha") is None and args.mode == "all":
+        print("natasha is not installed (pip install -e '.[ner]'): measuring the rules only\n")
+        modes = ["rules"]
     results = {}
     for mode in modes:
         cost = ner_cost() if mode in ("ner", "both") else None

@@ -30,6 +30,15 @@ def test_recall_on_the_labelled_set(report):
     assert report.recall >= TARGETS["recall"], "\n".join(missed)
 
 
+def test_the_fresh_messages_written_after_tuning_pass_too():
+    """50 messages the tuner wrote after tuning (a check against overfitting, not an independent one)."""
+    fresh = evaluate(read_set(PII_SET.with_name("pii_fresh.jsonl")), finder("rules"))
+    assert fresh.recall >= TARGETS["recall"], fresh.missed
+    assert fresh.precision >= TARGETS["precision"], fresh.over
+    assert fresh.harmless_share <= TARGETS["harmless_altered"], fresh.over
+    assert not fresh.keeps_destroyed, fresh.destroyed
+
+
 def test_every_category_is_mostly_found(report):
     weak = {c: f"{h}/{t}" for c, (h, t) in report.per_category.items() if h / t < 0.9}
     assert weak == {}
@@ -122,3 +131,15 @@ def test_any_text_is_redacted_without_error(text):
     assert all(0 <= s.start < s.end <= len(text) for s in spans)
     assert all(a.end <= b.start for a, b in zip(spans, spans[1:], strict=False))
     assert redact(redact(text).text).found <= redact(text).found | {"password", "code"}
+
+
+def test_the_ner_model_is_not_loaded_unless_asked_for():
+    """The rules found names better than natasha's NER on the labelled set: the bot never loads it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from bot.safety import redact; redact('я Иванов Иван Иванович'); print('natasha' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

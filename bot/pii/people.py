@@ -187,7 +187,7 @@ _CITY_BEFORE = re.compile(r"([А-ЯЁа-яё][\w-]+)\s*,?\s*$")
 _CITY_SHORT = words("спб мск питер москва нск екб екат нн")
 _LABEL = re.compile(
     r"(?:по\s+адресу|адрес\w*(?:\s+[а-яё]+){0,2}\s*:|адрес\w*(?:\s+(?:регистрации|проживания|прописки|места\s+жительства))?|прописк\w*|"
-    r"(?:живу|проживаю|прописан\w*|зарегистрирован\w*)\s+(?:в|на|по)?)\s*[:\-—–]?\s*",
+    r"(?:живу|проживаю|прописан\w*|зарегистрирован\w*)(?:\s+(?:в|на|по)(?![\w.]))?)\s*[:\-—–]?\s*",
     re.IGNORECASE,
 )
 _LABELLED_TOKEN = re.compile(
@@ -231,7 +231,7 @@ def addresses(text: str) -> list[tuple[int, int]]:
             chunk, end = chunk[:-1], end - 1
         lead = len(chunk) - len(chunk.lstrip(" ,"))
         start += lead
-        if not re.search(r"\d", text[start:end]) or any(s < end and start < e for s, e in found):
+        if not re.search(r"\d", text[start:end]):
             return
         office = _OFFICE.search(text[max(0, start - 60) : start])
         if office and not _HAS_FLAT.search(text[start:end]):
@@ -242,6 +242,10 @@ def addresses(text: str) -> list[tuple[int, int]]:
         before = _CITY_BEFORE.search(text, max(0, start - 30), start)
         if before and _is_city(before.group(1)):
             start = before.start()
+        # two readings of one address (after "живу", and around the street) become one span
+        for other in [f for f in found if f[0] < end and start < f[1]]:
+            found.remove(other)
+            start, end = min(start, other[0]), max(end, other[1])
         found.append((start, end))
 
     for m in _LABEL.finditer(text):
