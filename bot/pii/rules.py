@@ -206,7 +206,8 @@ def _password_after(scan: _Scan, tail_start: int) -> bool:
     line_end = re.search(r"[\n]|[.!?](?:\s|$)", tail)
     tail = tail[: line_end.start()] if line_end else tail
     quoted = _QUOTED.search(tail)
-    if quoted and quoted.start() <= 40:
+    # a quoted word is the password ("пароль «Lipa2020»"); a quoted phrase is a message ("«неверный пароль»")
+    if quoted and quoted.start() <= 40 and " " not in quoted.group(1).strip() and len(quoted.group(1)) >= 4:
         scan.hide(tail_start + quoted.start(1), tail_start + quoted.end(1), PASSWORD)
         return True
     # "пароль от госуслуг: X", "пароль такой: X", "пароль — X": the value follows a separator, and
@@ -218,8 +219,12 @@ def _password_after(scan: _Scan, tail_start: int) -> bool:
         if token and _password_like(token.group(), after_colon=any(ch in sep.group() for ch in ":=—–-")):
             _hide_token(scan, tail_start + token.start(), token.group())
             return True
-    # "мой пароль Zx81kqpL": the first password-like word within a few words of the label.
-    for token in list(_TOKEN.finditer(tail))[:4]:
+    # "мой пароль Zx81kqpL": the first password-like word within a few words of the label; the word
+    # after "от"/"для"/"к" says what the password is for ("пароль от Wi-Fi роутера").
+    tokens = list(_TOKEN.finditer(tail))[:4]
+    for i, token in enumerate(tokens):
+        if i and tokens[i - 1].group().lower() in ("от", "для", "к", "на", "в") and not _strong_password(token.group()):
+            continue
         if _password_like(token.group(), after_colon=False):
             _hide_token(scan, tail_start + token.start(), token.group())
             return True
