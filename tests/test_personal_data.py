@@ -208,6 +208,8 @@ async def test_retention_deletes_only_what_is_older_than_the_period(source, stor
     assert counts["unanswered"] >= 1
     assert await store.ticket_messages(old) == []
     assert (await store.get_ticket(old)).status == "closed"  # the ticket itself stays
+    assert (await store.get_ticket(old)).user_name == ""
+    assert (await store.get_ticket(recent)).user_name == "Тест"
     assert await store.ticket_messages(still_open) != []
     assert await store.ticket_messages(recent) != []
     assert await store.recent_transcript("telegram", "old", 100) == []

@@ -514,6 +514,7 @@ _OWN_PHONE = _rx(
     r"доступ\w*\s+к\s+номер\w*|принадлежит\s+мне|меня|указа\w*|вписа\w*|ввожу|логин\w*|whatsapp|"
     r"вотсап|вайбер|viber"
 )
+_TO = _rx(r"\bна\s*$")
 _FROM_NUMBER = _rx(r"с\s+(?:номер|телефон)")
 _FIRST_PERSON = _rx(r"\bя\b[^.!?\n]{0,12}$")
 _PHONE_WORD = _rx(r"телефон|тел\.|номер")
@@ -556,6 +557,11 @@ def _is_own_phone(text: str, start: int, end: int) -> bool:
             own.append(m.end())
         else:
             caller.append(m.end())
+    to = _TO.search(before)
+    if to is not None and to.start() >= max([*own, *caller], default=-1):
+        # "смс не приходят на 8 916 …", "звонят мне на …": calls and messages come to the citizen's own
+        # number, unless the citizen is the one calling ("я звонил на …")
+        return not me_calling
     if own or caller:
         return max(own, default=-1) > max(caller, default=-1)
     own_after = _OWN_PHONE.search(after)

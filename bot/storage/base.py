@@ -106,8 +106,9 @@ class Store(ABC):
     @abstractmethod
     async def purge(self, before: float) -> dict[str, int]:
         """Delete what is kept no longer than the retention period: transcripts of tickets closed or
-        cancelled before `before`, chat transcripts, unanswered questions, delivered outbox items and
-        sessions last touched before it. Returns how many rows of each kind went."""
+        cancelled before `before` (and the citizen's name on them), chat transcripts, unanswered
+        questions, delivered outbox items and sessions last touched before it. Returns how many rows
+        of each kind went."""
 
     @abstractmethod
     async def forget(self, platform: str, chat_id: str) -> dict[str, int]:

@@ -145,10 +145,13 @@ class MemoryStore(Store):
         return [UnansweredGroup(n, c, example[n], last[n], ",".join(outcomes[n])) for n, c in ranked]
 
     async def purge(self, before: float) -> dict[str, int]:
-        counts = dict.fromkeys(("ticket_messages", "transcript", "unanswered", "outbox", "sessions"), 0)
+        counts = dict.fromkeys(("ticket_messages", "transcript", "unanswered", "outbox", "sessions", "ticket names"), 0)
         for number, ticket in self.tickets.items():
             if ticket.status not in OPEN_STATUSES and ticket.closed_at is not None and ticket.closed_at < before:
                 counts["ticket_messages"] += len(self.messages.pop(number, []))
+                if ticket.user_name or ticket.user_id:
+                    ticket.user_name = ticket.user_id = ""
+                    counts["ticket names"] += 1
         # The memory twin keeps no time per transcript line: a chat's lines go with its stale session.
         for key in [k for k, at in self.session_at.items() if at < before]:
             counts["transcript"] += len(self.transcripts.pop(key, []))

@@ -446,6 +446,12 @@ class SqliteStore(Store):
             ("unanswered", "DELETE FROM unanswered WHERE at < ?", (before,)),
             ("outbox", "DELETE FROM outbox WHERE status != 'pending' AND created_at < ?", (before,)),
             ("sessions", "DELETE FROM sessions WHERE updated_at < ?", (before,)),
+            (
+                "ticket names",
+                "UPDATE tickets SET user_name='', user_id='' WHERE user_name || user_id != '' AND status NOT IN (?, ?) "
+                "AND closed_at IS NOT NULL AND closed_at < ?",
+                (*OPEN_STATUSES, before),
+            ),
         ]
         async with self._lock:
             try:
