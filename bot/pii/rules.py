@@ -437,6 +437,8 @@ def _labelled(scan: _Scan, kinds: Iterable[str]) -> dict[tuple[int, ...], str]:
         if taken is None:
             continue
         start, end, digits = taken
+        if kind == PASSPORT and len(digits) < 6 and not re.match(r"(?i)сери", scan.text[start_label:end_label]):
+            continue  # "госпошлина за паспорт 6000": four digits are a series only after "серия"
         if kind == INN and _payee_label(scan.text, start_label, end_label, start):
             scan.keep(start, end, "payee_inn")
         elif kind == BANK_ACCOUNT and _organisation_account(digits):
@@ -510,7 +512,7 @@ _CALLER = _rx(
 _OWN_PHONE = _rx(
     r"\bмо[йяеёию]\w*|\bсво[йяеёию]\w*|\bмне\s+на\b|на\s+мой|привяз\w*|контактн\w*|для\s+связи|перезвон\w*|"
     r"свяж\w*|связат\w*|(?:по)?звоните|наберите|мобильн\w*|\bтел\b\.?|(?<!по\s)телефон\w*|сменил\w*|сменен\w*|сменён\w*|"
-    r"поменял\w*|нов\w+\s+номер\w*|стар\w+\s+номер\w*|зарегистрирован\w*\s+на|на\s+номер\w*|на\s+телефон\w*|"
+    r"поменял\w*|нов\w+\s+номер\w*|стар\w+\s+номер\w*|\b(?:стар|нов)(?:ый|ая|ого|ом|ому)\s*[:\-—–]?\s*$|зарегистрирован\w*\s+на|на\s+номер\w*|на\s+телефон\w*|"
     r"доступ\w*\s+к\s+номер\w*|принадлежит\s+мне|меня|указа\w*|вписа\w*|ввожу|логин\w*|whatsapp|"
     r"вотсап|вайбер|viber"
 )
