@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_GROUP = re.compile(r"\d+")
+_GROUP = re.compile(r"(?<![^\W\d_])\d+")  # not glued to a word before it: "CVV2", "iOS17" are names
 # What may join two digit groups of one number: a space, a dash, a dot, a comma, "№", "номер".
 _JOIN = re.compile(r"\s{0,2}[-–.,/]?\s{0,2}(?:(?:№|N|#|номер|ном\.|н\.)\s*)?", re.IGNORECASE)
 

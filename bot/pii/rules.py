@@ -501,7 +501,7 @@ def _organisation_account(digits: str) -> bool:
 
 # Words that say a number is someone else's: the caller's, the sender's (nearest word before wins).
 _CALLER = _rx(
-    r"(?<!по)звонил[аи]?\b|звонят|звонит\b|позвонил[аи]?\b|звонок|звонк\w*|звонивш\w*|набирал[аи]?\b|набрал[аи]?\b|"
+    r"(?<!по)звонил[аи]?\b|звоню|набираю|звонят|звонит\b|позвонил[аи]?\b|звонок|звонк\w*|звонивш\w*|набирал[аи]?\b|набрал[аи]?\b|"
     r"входящ\w*|с\s+номер\w*|с\s+телефон\w*|с\s+этого|с\s+него|от\s+номер\w*|пишут|написал\w*|прислал\w*|"
     r"присыла\w*|пришл\w*\s+с|смс\s+с|sms\s+с|сообщени\w*\s+с|мошенн\w*|развод\w*|официальн\w*|настоящ\w*|"
     r"правда|что\s+за\s+номер|чей|неизвестн\w*|представил\w*|безопасност\w*|это\s+госуслуг\w*|госуслуги\s+ли|"
@@ -554,7 +554,8 @@ def _is_own_phone(text: str, start: int, end: int) -> bool:
     me_calling = False
     for m in _CALLER.finditer(before):
         # "я звонил на 115 с номера …": the citizen called, from their own number
-        if _FIRST_PERSON.search(before[: m.start()]) or (me_calling and _FROM_NUMBER.match(m.group())):
+        first_person = m.group().lower() in ("звоню", "набираю") or _FIRST_PERSON.search(before[: m.start()])
+        if first_person or (me_calling and _FROM_NUMBER.match(m.group())):
             me_calling = True
             own.append(m.end())
         else:
