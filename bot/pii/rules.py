@@ -135,7 +135,7 @@ def _emails(scan: _Scan) -> None:
 
 # -- passwords -----------------------------------------------------------------------------------
 
-_PW_LABEL = r"(?:п[ао]р[оа]л[ьяюие]\w*|парол\b|password|passwd|pass\b|pwd|пасс?ворд\w*|\bпасс\b|\bпассв\w*)"
+_PW_LABEL = r"(?<![\w])(?:п[ао]р[оа]л[ьяюие]\w*|парол\b|password\b|passwd\b|pass\b|pwd\b|пасс?ворд\w*|пасс\b|пассв\w*)"
 _PW_SEPARATOR = re.compile(
     r"\s*(?::|=|—|–|-(?=\s)|\bтакой\b|\bтакое\b|\bэто\b|\bбыл\b|\bбыла\b|\bстоит\b|\bна\b|\bсейчас\b|\bвот\b)\s*[:—–-]?\s*",
     re.IGNORECASE,
