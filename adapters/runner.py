@@ -9,6 +9,7 @@ import signal
 
 from bot.config import Settings
 from bot.dialogue import Dialogue, KnowledgeSource
+from bot.retention import Retention
 from bot.storage import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,14 @@ async def run_platforms(settings: Settings) -> None:
             from adapters.vk import VkAdapter
 
             tasks.append(asyncio.create_task(VkAdapter(settings, dialogue).run(stop), name="vk"))
+        # Not a platform: its end does not stop the bot, so it is not among the tasks waited on.
+        retention = asyncio.create_task(Retention(store, settings.retention_days).run(stop), name="retention")
         log.info("running: %s", ", ".join(t.get_name() for t in tasks))
         done, _ = await asyncio.wait([*tasks, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             if task in tasks and task.exception():
                 log.error("%s stopped with an error", task.get_name(), exc_info=task.exception())
         stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, retention, return_exceptions=True)
     finally:
         await store.close()

@@ -7,6 +7,7 @@ an example that everything else the classifier learned reads as another topic.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -75,9 +76,69 @@ def warnings(matcher: Matcher) -> list[Problem]:
     return sorted(found, key=lambda p: (p.file, p.line, p.message))
 
 
+# A reply must never ask the citizen for what fraudsters ask for. "Пришлите номер заявления" is fine;
+# "пришлите код из СМС" or "назовите серию и номер паспорта" is refused; "никому не сообщайте код" is advice.
+_ASK = re.compile(
+    r"(?<![\w])(?P<verb>(?:пришлите|пришли|присылайте|отправьте|отправь|отправляйте|сообщите|сообщи|сообщайте|"
+    r"назовите|назови|называйте|продиктуйте|продиктуй|скиньте|скинь|напишите|напиши)(?![\w])|"
+    r"укаж\w*\s+(?:здесь|сюда|мне|нам|в\s+(?:чат|ответ\w*|сообщени\w*))|"
+    r"введ\w*\s+(?:здесь|сюда|в\s+(?:чат|ответ\w*|сообщени\w*)))"
+    r"(?P<gap>[^.!?\n]{0,40}?)"
+    r"(?<![\w«\"])(?P<what>парол\w*|\bкод\w*(?!\s+(?:ошибки|подразделени\w*|региона))|\bпин\w*|cvv|cvc|паспорт\w*|"
+    r"сери\w*\s+и\s+номер\w*|снилс\w*|\bинн\b|полис\w*|номер\w*\s+(?:карты|счёта|счета|документ\w*|"
+    r"удостоверени\w*|свидетельств\w*)|данные\s+(?:карты|паспорта|документ\w*))",
+    re.IGNORECASE,
+)
+_NEGATED = re.compile(r"(?:\bне|\bни|никому|никогда|нельзя|запрещ\w*)\s+(?:\w+\s+){0,2}$", re.IGNORECASE)
+
+
+def _asks_for_secret(text: str) -> str | None:
+    for m in _ASK.finditer(text):
+        if _NEGATED.search(text[max(0, m.start() - 30) : m.start()]) or re.search(r"\bне\b", m.group("gap")):
+            continue
+        return m.group()
+    return None
+
+
+def asking_for_secrets(knowledge: Knowledge, texts: dict[str, str]) -> list[Problem]:
+    """Every reply that asks a citizen for a password, a code or a document's number."""
+    k = knowledge
+    replies: list[tuple[str, str, int]] = [(e.answer, e.file, e.line) for e in k.faq.values()]
+    for f in k.flows.values():
+        for step in f.steps.values():
+            replies.append((step.text, f.file, f.line))
+            replies.extend((o.label, f.file, f.line) for o in step.options)
+    replies.extend((text, "messages.yaml", 1) for text in k.messages.values())
+    replies.extend((i.reply, "messages.yaml", 1) for i in k.smalltalk)
+    problems = []
+    for text, file, line in replies:
+        asked = _asks_for_secret(text)
+        if asked:
+            problems.append(
+                Problem(
+                    file,
+                    _line_of(texts.get(file, ""), asked) or line,
+                    f"a reply asks the citizen for personal data ('{asked}'): support never asks for passwords, "
+                    "codes or documents' numbers in the chat; tell them where to enter it themselves instead",
+                )
+            )
+    return problems
+
+
+def _line_of(source: str, fragment: str) -> int | None:
+    head = fragment.split()[0] if fragment.split() else fragment
+    for number, line in enumerate(source.splitlines(), start=1):
+        if fragment in line or (head in line and fragment.split()[-1] in line):
+            return number
+    return None
+
+
 def validate_texts(texts: dict[str, str]) -> tuple[Knowledge, Matcher]:
     """Parse, validate and build (train) the matcher; raise KnowledgeError with every problem."""
     knowledge = parse_knowledge(texts)
+    asking = asking_for_secrets(knowledge, texts)
+    if asking:
+        raise KnowledgeError(asking)
     return knowledge, Matcher(knowledge)
 
 
@@ -99,4 +160,12 @@ def check_all(directory: Path | str) -> tuple[list[Problem], list[Problem]]:
     return [], warnings(matcher)
 
 
-__all__ = ["check_all", "check_dir", "load_knowledge", "validate_dir", "validate_texts", "warnings"]
+__all__ = [
+    "asking_for_secrets",
+    "check_all",
+    "check_dir",
+    "load_knowledge",
+    "validate_dir",
+    "validate_texts",
+    "warnings",
+]

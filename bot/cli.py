@@ -8,6 +8,8 @@ gosbot tickets …                the staff desk in the terminal
 gosbot stats unanswered         what citizens asked that the knowledge did not answer
 gosbot examples merge FILE.tsv  labelled questions into knowledge/examples/
 gosbot run                      Telegram and/or VK when their tokens are set, else the chat
+gosbot forget --platform P --chat ID   erase a citizen (tickets keep number and status)
+gosbot audit [DB]               where a database still holds something like personal data
 """
 
 from __future__ import annotations
@@ -97,6 +99,11 @@ def _parser() -> argparse.ArgumentParser:
     em.add_argument("file")
     em.add_argument("--dir", default=None, help="the knowledge directory (default: GOSBOT_KNOWLEDGE)")
     sub.add_parser("run", help="run the configured platforms (Telegram, VK), or the terminal chat")
+    fg = sub.add_parser("forget", help="erase a citizen's sessions, transcripts and unanswered questions")
+    fg.add_argument("--platform", required=True, help="telegram, vk, console …")
+    fg.add_argument("--chat", required=True, help="the chat id on that platform")
+    au = sub.add_parser("audit", help="scan a SQLite database for anything that still looks like personal data")
+    au.add_argument("db", nargs="?", default=None, help="the database file (default: GOSBOT_DB)")
     return parser
 
 
@@ -416,6 +423,45 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# -- personal data -----------------------------------------------------------------------------
+
+
+def _cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.retention import forget
+    from bot.storage import SqliteStore
+
+    async def run() -> dict[str, int]:
+        store = SqliteStore(settings.db)
+        await store.open()
+        try:
+            return await forget(store, args.platform, args.chat)
+        finally:
+            await store.close()
+
+    counts = asyncio.run(run())
+    for kind, count in counts.items():
+        print(f"{count:>6}  {kind}")
+    if not any(counts.values()):
+        print(f"nothing stored for {args.platform} chat {args.chat}")
+    else:
+        print(f"{args.platform} chat {args.chat} forgotten; its tickets keep their number and status only")
+    return 0
+
+
+def _cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.retention import audit
+
+    path = Path(args.db) if args.db else settings.db
+    if not path.is_file():
+        print(f"{path}: no such database", file=sys.stderr)
+        return 2
+    findings = audit(path)
+    for f in findings:
+        print(f"{f.table}\trow {f.rowid}\t{f.column}\t{f.category}\t{f.hint}")
+    print(f"{len(findings)} value(s) that look like personal data in {path}", file=sys.stderr)
+    return 1 if findings else 0
+
+
 _COMMANDS = {
     "chat": _cmd_chat,
     "tickets": _cmd_tickets,
@@ -425,6 +471,8 @@ _COMMANDS = {
     "check": _cmd_check,
     "ask": _cmd_ask,
     "eval": _cmd_eval,
+    "forget": _cmd_forget,
+    "audit": _cmd_audit,
 }
 
 

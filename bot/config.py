@@ -14,6 +14,7 @@ class Settings:
     knowledge: Path = Path("knowledge")
     log_level: str = "INFO"
     db_busy_timeout: float = 30.0  # seconds to wait for another process's write lock
+    retention_days: int = 90  # closed tickets' transcripts and the unanswered log are deleted after this
     # Telegram
     telegram_token: str = field(default="", repr=False)
     telegram_api_base: str = ""
@@ -77,6 +78,7 @@ class Settings:
             knowledge=Path(text("GOSBOT_KNOWLEDGE", "knowledge")),
             log_level=text("GOSBOT_LOG_LEVEL", "INFO").upper(),
             db_busy_timeout=float(integer("GOSBOT_DB_BUSY_TIMEOUT", 30) or 0),
+            retention_days=integer("GOSBOT_RETENTION_DAYS", 90) or 90,
             telegram_token=text("TELEGRAM_BOT_TOKEN"),
             telegram_api_base=text("TELEGRAM_API_BASE"),
             telegram_webhook_url=text("TELEGRAM_WEBHOOK_URL"),

@@ -24,7 +24,7 @@ from bot.matching import OUT_OF_SCOPE, Decision, Matcher
 from bot.messages import Button, Incoming, Reply
 from bot.phones import pretty
 from bot.records import OutboxItem, Session
-from bot.safety import redact
+from bot.safety import Redacted, hidden_what, redact
 from bot.storage.base import Store, Turn
 from bot.tickets import Desk, ticket_label
 
@@ -257,9 +257,7 @@ class Dialogue:
         if text or inc.attachments:
             shown = text + "".join(f" [{a}]" for a in inc.attachments)
             t.transcript.append(("citizen", shown.strip()))
-        if red.has_secret and not s.warned:
-            s.warned = True
-            t.say(Reply(k.text("sensitive_warning")))
+        self._warn_once(t, red)
 
         if inc.payload is not None:
             payload = parse_payload(inc.payload)
@@ -296,6 +294,17 @@ class Dialogue:
         if s.flow_id and await self._inside_flow(t, text, matching_text):
             return
         self._decide(t, matching_text or text)
+
+    @staticmethod
+    def _warn_once(t: _Turn, red: Redacted) -> None:
+        """Tell the citizen, once per session, that something was hidden and why."""
+        s, k = t.session, t.k
+        if red.has_secret and not s.warned:
+            s.warned = s.warned_data = True  # the secrets warning also says the data was hidden
+            t.say(Reply(k.text("sensitive_warning")))
+        elif red.found and not red.has_secret and not s.warned_data:
+            s.warned_data = True
+            t.say(Reply(k.text("sensitive_data_warning", what=hidden_what(red.found))))
 
     def _decide(self, t: _Turn, text: str) -> None:
         s = t.session

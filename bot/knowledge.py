@@ -41,6 +41,7 @@ MESSAGE_KEYS: dict[str, frozenset[str]] = {
     "number_sms_sender": frozenset({"number"}),
     "number_not_official": frozenset({"number"}),
     "sensitive_warning": frozenset(),
+    "sensitive_data_warning": frozenset({"what"}),
     "unknown_button": frozenset(),
     "flow_leave_confirm": frozenset({"title"}),
     "flow_helped": frozenset(),

@@ -23,6 +23,7 @@ class Session:
     steps_tried: list[str] = field(default_factory=list)  # "flow/step" seen in this conversation
     pending_text: str | None = None  # a question typed inside a flow, waiting for "leave the flow?"
     warned: bool = False  # the "never send codes" warning was given
+    warned_data: bool = False  # the "I hid your document numbers / personal data" notice was given
     last_topic: str | None = None  # the topic of the last matched question (a ticket's topic)
     last_candidates: list[dict[str, object]] = field(default_factory=list)  # the matcher's top 3 then
     user_id: str = ""

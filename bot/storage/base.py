@@ -125,3 +125,17 @@ class Store(ABC):
     # the editors' to-do list
     @abstractmethod
     async def unanswered(self, since: float, limit: int = 30) -> list[UnansweredGroup]: ...
+
+    # personal data
+    @abstractmethod
+    async def purge(self, before: float) -> dict[str, int]:
+        """Delete what is kept no longer than the retention period: transcripts of tickets closed or
+        cancelled before `before` (and the citizen's name on them), chat transcripts, unanswered
+        questions, delivered outbox items and sessions last touched before it. Returns how many rows
+        of each kind went."""
+
+    @abstractmethod
+    async def forget(self, platform: str, chat_id: str) -> dict[str, int]:
+        """Erase one citizen: sessions, transcripts, unanswered entries, outbox items; their tickets
+        keep the number and status only (an open one is cancelled: nobody is left to answer).
+        Returns how many rows of each kind were removed or emptied."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import time
 from collections import Counter, defaultdict
 
 from bot.records import OPEN_STATUSES, OutboxItem, Session, Ticket, TicketMessage, UnansweredGroup
@@ -13,6 +14,7 @@ from bot.storage.base import Store, Turn
 class MemoryStore(Store):
     def __init__(self) -> None:
         self.sessions: dict[tuple[str, str], Session] = {}
+        self.session_at: dict[tuple[str, str], float] = {}  # when each session was last saved
         self.updates: set[tuple[str, str]] = set()
         self.transcripts: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
         self.tickets: dict[int, Ticket] = {}
@@ -21,6 +23,7 @@ class MemoryStore(Store):
         self.blocked: set[tuple[str, str]] = set()
         self.unanswered_log: list[tuple[str, str, str, float]] = []
         self.cursors: dict[str, str] = {}
+        self.unanswered_chats: list[tuple[str, str]] = []  # whose each unanswered_log entry is
 
     async def seen_update(self, platform: str, update_id: str) -> bool:
         return (platform, update_id) in self.updates
@@ -35,11 +38,13 @@ class MemoryStore(Store):
     async def commit_turn(self, turn: Turn) -> None:
         key = (turn.session.platform, turn.session.chat_id)
         self.sessions[key] = copy.deepcopy(turn.session)
+        self.session_at[key] = turn.at
         if turn.update_id:
             self.updates.add((turn.session.platform, turn.update_id))
         self.transcripts[key].extend(turn.transcript)
         for text, normalized, outcome in turn.unanswered:
             self.unanswered_log.append((text, normalized, outcome, turn.at))
+            self.unanswered_chats.append(key)
         for item in turn.outbox:
             await self.enqueue(item)
 
@@ -155,3 +160,54 @@ class MemoryStore(Store):
             last[normalized] = max(at, last.get(normalized, 0.0))
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], -last[kv[0]]))[:limit]
         return [UnansweredGroup(n, c, example[n], last[n], ",".join(outcomes[n])) for n, c in ranked]
+
+    async def purge(self, before: float) -> dict[str, int]:
+        counts = dict.fromkeys(("ticket_messages", "transcript", "unanswered", "outbox", "sessions", "ticket names"), 0)
+        for number, ticket in self.tickets.items():
+            if ticket.status not in OPEN_STATUSES and ticket.closed_at is not None and ticket.closed_at < before:
+                counts["ticket_messages"] += len(self.messages.pop(number, []))
+                if ticket.user_name or ticket.user_id:
+                    ticket.user_name = ticket.user_id = ""
+                    counts["ticket names"] += 1
+        # The memory twin keeps no time per transcript line: a chat's lines go with its stale session.
+        for key in [k for k, at in self.session_at.items() if at < before]:
+            counts["transcript"] += len(self.transcripts.pop(key, []))
+            counts["sessions"] += self.sessions.pop(key, None) is not None
+            del self.session_at[key]
+        keep = [i for i, entry in enumerate(self.unanswered_log) if entry[3] >= before]
+        counts["unanswered"] = len(self.unanswered_log) - len(keep)
+        self.unanswered_log = [self.unanswered_log[i] for i in keep]
+        self.unanswered_chats = [self.unanswered_chats[i] for i in keep]
+        for item_id in [i for i, item in self.outbox.items() if item.status != "pending" and item.created_at < before]:
+            del self.outbox[item_id]
+            counts["outbox"] += 1
+        return counts
+
+    async def forget(self, platform: str, chat_id: str) -> dict[str, int]:
+        key = (platform, chat_id)
+        numbers = [n for n, t in self.tickets.items() if (t.platform, t.chat_id) == key]
+        counts = {
+            "sessions": int(self.sessions.pop(key, None) is not None),
+            "transcript": len(self.transcripts.pop(key, [])),
+            "ticket_messages": sum(len(self.messages.pop(n, [])) for n in numbers),
+        }
+        self.session_at.pop(key, None)
+        keep = [i for i, chat in enumerate(self.unanswered_chats) if chat != key]
+        counts["unanswered"] = len(self.unanswered_log) - len(keep)
+        self.unanswered_log = [self.unanswered_log[i] for i in keep]
+        self.unanswered_chats = [self.unanswered_chats[i] for i in keep]
+        outbox = [i for i, item in self.outbox.items() if (item.platform, item.chat_id) == key]
+        desk = [i for i, item in self.outbox.items() if item.ticket in numbers and i not in outbox]
+        for item_id in outbox + desk:
+            del self.outbox[item_id]
+        counts["outbox"], counts["desk events"] = len(outbox), len(desk)
+        counts["blocked_chats"] = int(key in self.blocked)
+        self.blocked.discard(key)
+        for number in numbers:
+            t = self.tickets[number]
+            t.chat_id = t.user_id = t.user_name = t.reason = ""
+            t.steps_tried, t.candidates, t.desk_ref, t.rating = [], [], None, None
+            if t.status in OPEN_STATUSES:
+                t.status, t.closed_at = "cancelled", t.closed_at or time.time()
+        counts["tickets"] = len(numbers)
+        return counts

@@ -71,6 +71,13 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # Whose question it was, so `gosbot forget` can erase a citizen's unanswered entries too.
+    """
+    ALTER TABLE unanswered ADD COLUMN platform TEXT NOT NULL DEFAULT '';
+    ALTER TABLE unanswered ADD COLUMN chat_id TEXT NOT NULL DEFAULT '';
+    CREATE INDEX unanswered_chat ON unanswered (platform, chat_id);
+    CREATE INDEX transcript_at ON transcript (at);
+    """,
 )
 
 _TICKET_COLUMNS = (
@@ -219,8 +226,8 @@ class SqliteStore(Store):
                     )
                 if turn.unanswered:
                     await self.db.executemany(
-                        "INSERT INTO unanswered (text, normalized, outcome, at) VALUES (?,?,?,?)",
-                        [(text, normalized, outcome, turn.at) for text, normalized, outcome in turn.unanswered],
+                        "INSERT INTO unanswered (text, normalized, outcome, at, platform, chat_id) VALUES (?,?,?,?,?,?)",
+                        [(t, n, o, turn.at, s.platform, s.chat_id) for t, n, o in turn.unanswered],
                     )
                 for item in turn.outbox:
                     await self._insert_outbox(item)
@@ -487,6 +494,74 @@ class SqliteStore(Store):
             )
             rows = await cursor.fetchall()
         return [UnansweredGroup(r["normalized"], r["n"], r["example"], r["last_at"], r["outcomes"] or "") for r in rows]
+
+    # -- personal data: retention and erasure ------------------------------------------------------
+
+    async def purge(self, before: float) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        closed = "SELECT number FROM tickets WHERE status NOT IN (?, ?) AND closed_at IS NOT NULL AND closed_at < ?"
+        statements = [
+            ("ticket_messages", f"DELETE FROM ticket_messages WHERE ticket IN ({closed})", (*OPEN_STATUSES, before)),
+            ("transcript", "DELETE FROM transcript WHERE at < ?", (before,)),
+            ("unanswered", "DELETE FROM unanswered WHERE at < ?", (before,)),
+            ("outbox", "DELETE FROM outbox WHERE status != 'pending' AND created_at < ?", (before,)),
+            ("sessions", "DELETE FROM sessions WHERE updated_at < ?", (before,)),
+            (
+                "ticket names",
+                "UPDATE tickets SET user_name='', user_id='' WHERE user_name || user_id != '' AND status NOT IN (?, ?) "
+                "AND closed_at IS NOT NULL AND closed_at < ?",
+                (*OPEN_STATUSES, before),
+            ),
+        ]
+        async with self._lock:
+            try:
+                for name, sql, args in statements:
+                    cursor = await self.db.execute(sql, args)
+                    counts[name] = cursor.rowcount
+                await self.db.commit()
+            except BaseException:
+                await self.db.rollback()
+                raise
+        return counts
+
+    async def forget(self, platform: str, chat_id: str) -> dict[str, int]:
+        chat = (platform, chat_id)
+        counts: dict[str, int] = {}
+        async with self._lock:
+            try:
+                rows = await (
+                    await self.db.execute("SELECT number FROM tickets WHERE platform=? AND chat_id=?", chat)
+                ).fetchall()
+                numbers = [r[0] for r in rows]
+                marks = ",".join("?" * len(numbers))
+                statements = [
+                    ("sessions", "DELETE FROM sessions WHERE platform=? AND chat_id=?", chat),
+                    ("transcript", "DELETE FROM transcript WHERE platform=? AND chat_id=?", chat),
+                    ("unanswered", "DELETE FROM unanswered WHERE platform=? AND chat_id=?", chat),
+                    ("outbox", "DELETE FROM outbox WHERE platform=? AND chat_id=?", chat),
+                    ("blocked_chats", "DELETE FROM blocked_chats WHERE platform=? AND chat_id=?", chat),
+                ]
+                counts["ticket_messages"] = counts["desk events"] = 0
+                if numbers:
+                    statements += [
+                        ("ticket_messages", f"DELETE FROM ticket_messages WHERE ticket IN ({marks})", tuple(numbers)),
+                        ("desk events", f"DELETE FROM outbox WHERE ticket IN ({marks})", tuple(numbers)),
+                    ]
+                for name, sql, args in statements:
+                    counts[name] = (await self.db.execute(sql, args)).rowcount
+                cursor = await self.db.execute(
+                    "UPDATE tickets SET chat_id='', user_id='', user_name='', reason='', steps_tried='[]', "
+                    "candidates='[]', desk_ref=NULL, rating=NULL, "
+                    "status=CASE WHEN status IN (?, ?) THEN 'cancelled' ELSE status END, "
+                    "closed_at=COALESCE(closed_at, ?) WHERE platform=? AND chat_id=?",
+                    (*OPEN_STATUSES, time.time(), *chat),
+                )
+                counts["tickets"] = cursor.rowcount
+                await self.db.commit()
+            except BaseException:
+                await self.db.rollback()
+                raise
+        return counts
 
 
 def _can_open(path: Path) -> None:
