@@ -23,7 +23,7 @@ from bot import noise
 from bot.classifier import REGULARISATION, Labelled
 from bot.evaluation import Row, folds, read_rows, score_decisions
 from bot.knowledge import Knowledge, load_knowledge
-from bot.matching import RANK_LIMIT, Matcher, Thresholds
+from bot.matching import RANK_LIMIT, Matcher, Thresholds, possible_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT / "tests" / "data" / "dev.tsv"
@@ -50,7 +50,7 @@ def _prepare(matcher: Matcher, row: Row) -> Held:
     normalized = matcher.normalizer(row.text)
     topics = matcher.model.predict(" ".join(normalized.words)) if normalized.words else []
     content = tuple(w for w in normalized.content if w not in matcher.smalltalk_words or w == "не")
-    ranking = matcher.rank(content, limit=RANK_LIMIT)
+    ranking = matcher.rank(content, limit=RANK_LIMIT, topics=possible_topics(topics))
     return Held(row, matcher, (topics, content, normalized, ranking))
 
 

@@ -16,6 +16,7 @@ import heapq
 import math
 import re
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz, process
@@ -119,6 +120,14 @@ class _Target:
     label: str
 
 
+POSSIBLE = 0.01  # a topic the classifier gives less than this is not worth scoring lexically
+
+
+def possible_topics(topics: list[tuple[str, float]]) -> set[str]:
+    """The in-scope topics the classifier finds possible: the only ones the lexical scorer needs."""
+    return {t for t, p in topics if p >= POSSIBLE and t not in (OOS_TOPIC, SMALLTALK_TOPIC)}
+
+
 def _surface(text: str) -> str:
     return " ".join(re.findall(r"\w+|[^\w\s]", fold(text)))
 
@@ -173,6 +182,7 @@ class Matcher:
         self.unknown_idf = math.log((n + 1) / 0.5)
         self.postings = dict(postings)
         self.vocabulary = list(self.postings)
+        self.doc_topics = [self.targets[doc.target].topic for doc in self.docs]
         for doc in self.docs:
             doc.token_set = frozenset(doc.tokens)
             doc.weight = sum(self.idf[t] for t in doc.token_set)
@@ -235,9 +245,15 @@ class Matcher:
         return result
 
     def rank(
-        self, tokens: tuple[str, ...], *, exclude_doc: int | None = None, limit: int | None = None
+        self,
+        tokens: tuple[str, ...],
+        *,
+        exclude_doc: int | None = None,
+        limit: int | None = None,
+        topics: Collection[str] | None = None,
     ) -> list[Candidate]:
-        """Targets by score (0..100), best first; `limit` keeps only the best few (the hot path)."""
+        """Targets by score (0..100), best first; `limit` keeps only the best few (the hot path);
+        `topics` scores only the phrasings of these topics (the ones the classifier finds possible)."""
         query = list(dict.fromkeys(tokens))
         if not query:
             return []
@@ -257,9 +273,12 @@ class Matcher:
         # costs more than it can change at the top of the ranking.
         candidates: set[int] = set()
         for word in sorted(hits, key=lambda w: len(self.postings[w])):
-            if candidates and len(candidates) + len(self.postings[word]) > self.candidate_budget:
+            postings = self.postings[word]
+            if topics is not None:
+                postings = [i for i in postings if self.doc_topics[i] in topics]
+            if candidates and len(candidates) + len(postings) > self.candidate_budget:
                 break
-            candidates.update(self.postings[word])
+            candidates.update(postings)
         candidates.discard(exclude_doc)  # type: ignore[arg-type]
         gain = {w: self.idf[w] * max(sim for _, sim in served) for w, served in hits.items()}
         words = gain.keys()
@@ -344,7 +363,7 @@ class Matcher:
         """The rules over the classifier's probabilities and the lexical ranking."""
         th = self.thresholds
         if ranking is None:
-            ranking = self.rank(content, limit=RANK_LIMIT)
+            ranking = self.rank(content, limit=RANK_LIMIT, topics=possible_topics(topics))
         shown = tuple((t, round(p, 3)) for t, p in topics[:3])
         joined = " ".join(content)
         first, p1 = topics[0]
