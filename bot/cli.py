@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import logging
 import sys
@@ -157,9 +158,20 @@ def decision_json(text: str, d) -> dict:  # type: ignore[no-untyped-def]
     }
 
 
+def _readable_stdin() -> None:
+    """Bytes that are not UTF-8 become U+FFFD instead of an error (or, in a C locale, surrogates
+    that would be written back out raw and make the output invalid UTF-8 and invalid JSON)."""
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        sys.stdin.reconfigure(encoding="utf-8", errors="replace")
+
+
 def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.messages import valid_text
+
     matcher = _load_matcher(settings)
-    texts = [" ".join(args.text)] if args.text else [line.rstrip("\n") for line in sys.stdin]
+    _readable_stdin()
+    # Arguments with bytes that are not UTF-8 arrive as surrogates (PEP 383).
+    texts = [valid_text(" ".join(args.text))] if args.text else [line.rstrip("\n") for line in sys.stdin]
     for text in texts:
         d = decide(matcher, text)
         if args.json:
@@ -234,6 +246,8 @@ async def open_core(settings: Settings):  # type: ignore[no-untyped-def]
 
 def _cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     from bot.console import Console, stdin_lines
+
+    _readable_stdin()
 
     async def run() -> None:
         dialogue = await open_core(settings)
@@ -424,6 +438,11 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.telegram_token and not settings.vk_group_token:
         print("No TELEGRAM_BOT_TOKEN or VK_GROUP_TOKEN set: starting the terminal chat.", file=sys.stderr)
         return _cmd_chat(argparse.Namespace(chat="local"), settings)
+    problems = settings.problems()
+    if problems:  # fail closed: never serve a front end that would accept forged requests
+        for problem in problems:
+            print(f"gosbot run: {problem}", file=sys.stderr)
+        return 2
     from adapters.runner import run_platforms
 
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -30,6 +30,31 @@ class Settings:
     vk_callback_host: str = "0.0.0.0"
     vk_callback_port: int = 8081
 
+    @property
+    def vk_callback_mode(self) -> bool:
+        """VK events come by the Callback API (else by Bots Long Poll)."""
+        return bool(self.vk_callback_secret or self.vk_confirmation_code)
+
+    def problems(self) -> list[str]:
+        """Settings that would make a front end accept forged requests: each is one line, and
+        `gosbot run` refuses to start while there is any (fail closed)."""
+        found = []
+        if self.telegram_token and self.telegram_webhook_url and not self.telegram_webhook_secret:
+            found.append("TELEGRAM_WEBHOOK_SECRET is required when TELEGRAM_WEBHOOK_URL is set")
+        if self.vk_group_token and self.vk_callback_mode:
+            missing = [
+                name
+                for name, value in (("VK_CALLBACK_SECRET", self.vk_callback_secret), ("VK_GROUP_ID", self.vk_group_id))
+                if not value
+            ]
+            if missing:
+                verb = "are" if len(missing) > 1 else "is"
+                found.append(
+                    f"{' and '.join(missing)} {verb} required in VK Callback API mode "
+                    "(set because VK_CALLBACK_SECRET or VK_CONFIRMATION_CODE is set)"
+                )
+        return found
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env

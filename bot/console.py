@@ -12,8 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from bot.dialogue import Dialogue, KnowledgeSource
-from bot.knowledge import KnowledgeError
+from bot.dialogue import REFUSED_LOG, Dialogue, KnowledgeSource
 from bot.messages import Button, Incoming, Reply
 
 PLATFORM = "console"
@@ -109,8 +108,7 @@ class Console:
 
 
 def _not_a_refused_edit(record: logging.LogRecord) -> bool:
-    args = record.args if isinstance(record.args, tuple) else ()
-    return not any(isinstance(arg, KnowledgeError) for arg in args)
+    return record.msg != REFUSED_LOG
 
 
 def stdin_lines(interactive: bool) -> Callable[[], str | None]:

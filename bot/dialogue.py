@@ -29,6 +29,7 @@ from bot.storage.base import Store, Turn
 from bot.tickets import Desk, ticket_label
 
 log = logging.getLogger(__name__)
+REFUSED_LOG = "knowledge edit refused, the last good version keeps answering:\n%s"  # a front end may say it instead
 
 MAX_TEXT = 4000  # longer messages are read up to here (Telegram's own limit is 4096)
 OPTION_MATCH = 85.0  # typed text that matches a step's button label this well presses it
@@ -53,7 +54,12 @@ def unanswered_key(normalized: str, text: str) -> str:
 
 
 class KnowledgeSource:
-    """The current knowledge and matcher; reloads edited files, keeps the last good on a bad edit."""
+    """The current knowledge and matcher; reloads edited files, keeps the last good on a bad edit.
+
+    In a running bot `poll()` looks at the files (a few stat calls) and validates a changed
+    directory in a worker thread: validating builds the matcher and takes seconds, and on the event
+    loop that would freeze every chat. Messages are answered with the last good knowledge meanwhile.
+    """
 
     def __init__(
         self,
@@ -72,33 +78,72 @@ class KnowledgeSource:
         self.knowledge, self.matcher = loaded
         self.problems: list[str] = []
         self._checked = time.monotonic()
+        self.reloading: asyncio.Task[bool] | None = None  # a validation running in a thread
 
     @classmethod
     def fixed(cls, knowledge: Knowledge, matcher: Matcher) -> KnowledgeSource:
         """Knowledge that never reloads (tests, benchmarks)."""
         return cls(None, check_every=float("inf"), loaded=(knowledge, matcher))
 
-    def refresh(self, *, force: bool = False) -> bool:
-        """Reload if the files changed; True when new knowledge took effect."""
+    def _changed(self, force: bool) -> tuple[tuple[str, float, int], ...] | None:
+        """The new fingerprint when it is time to look and the files changed, else None."""
         if self.directory is None:
-            return False
+            return None
         now = time.monotonic()
         if not force and now - self._checked < self.check_every:
-            return False
+            return None
         self._checked = now
-        current = fingerprint(self.directory)
-        if current == self._print:
+        try:
+            current = fingerprint(self.directory)
+        except OSError as exc:  # the directory itself went away or is unreadable
+            self._refused([f"{self.directory}: {exc.strerror or type(exc).__name__}"])
+            return None
+        return None if current == self._print else current
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Reload now, in this thread, if the files changed; True when new knowledge took effect."""
+        current = self._changed(force)
+        if current is None:
             return False
         self._print = current
+        return self._apply(self._validate())
+
+    def poll(self) -> None:
+        """Start a reload in a worker thread when the files changed; never waits for it."""
+        if self.reloading is not None and not self.reloading.done():
+            return
+        current = self._changed(force=False)
+        if current is None:
+            return
+        self._print = current
+        self.reloading = asyncio.create_task(self._reload(), name="knowledge-reload")
+
+    async def _reload(self) -> bool:
+        return self._apply(await asyncio.to_thread(self._validate))
+
+    def _validate(self) -> tuple[Knowledge, Matcher] | list[str]:
+        """The new knowledge, or the problems that refuse it (never raises: a bad edit costs no reply)."""
+        assert self.directory is not None
         try:
-            knowledge, matcher = validate_dir(self.directory)
+            return validate_dir(self.directory)
         except KnowledgeError as exc:
-            self.problems = [str(p) for p in exc.problems]
-            log.error("knowledge edit refused, the last good version keeps answering:\n%s", exc)
+            return [str(p) for p in exc.problems]
+        except Exception as exc:  # anything else the files can do to the loader
+            log.exception("knowledge reload failed")
+            return [f"{self.directory}: cannot load the knowledge ({type(exc).__name__}: {exc})"]
+
+    def _apply(self, outcome: tuple[Knowledge, Matcher] | list[str]) -> bool:
+        if isinstance(outcome, list):
+            self._refused(outcome)
             return False
-        self.knowledge, self.matcher, self.problems = knowledge, matcher, []
-        log.info("knowledge reloaded (version %s)", knowledge.version)
+        self.knowledge, self.matcher = outcome
+        self.problems = []
+        log.info("knowledge reloaded (version %s)", self.knowledge.version)
         return True
+
+    def _refused(self, problems: list[str]) -> None:
+        self.problems = problems
+        log.error(REFUSED_LOG, "\n".join(problems))
 
 
 @dataclass
@@ -133,7 +178,7 @@ class Dialogue:
         return self.source.knowledge
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
-        self.source.refresh()
+        self.source.poll()
         key = (incoming.platform, incoming.chat_id)
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._waiting[key] = self._waiting.get(key, 0) + 1
@@ -471,7 +516,7 @@ class Dialogue:
         elif command == "/help":
             t.say(Reply(k.text("help"), menu_buttons(k)))
         elif command == "/operator":
-            await self._handoff(t, "command")
+            await self._handoff(t, "command", argument)
         elif command == "/cancel":
             await self._cancel(t)
         else:
@@ -479,16 +524,22 @@ class Dialogue:
 
     # -- tickets ---------------------------------------------------------------------------------
 
-    async def _handoff(self, t: _Turn, reason: str) -> None:
+    async def _handoff(self, t: _Turn, reason: str, note: str = "") -> None:
+        """Open a ticket; with one open already, the request (and `note`, what came with it) joins it."""
         s, k = t.session, t.k
         existing = await self.store.open_ticket_for(s.platform, s.chat_id)
         if existing is not None:
+            await self.desk.citizen_wrote(existing, note or k.text("btn_operator"))
             t.say(
                 Reply(
                     k.text("ticket_open_already", ticket=ticket_label(existing.number)),
                     (Button(k.text("btn_cancel_ticket"), "cancel"),),
                 )
             )
+            return
+        refusal = await self.desk.refusal(s.platform, s.chat_id)
+        if refusal is not None:
+            t.say(Reply(k.text(refusal), (Button(k.text("btn_phone"), "phone"),)))
             return
         flow = k.flows.get(s.flow_id or "")
         ticket = await self.desk.open(s, reason, t.transcript, topic=flow.topic if flow else None)

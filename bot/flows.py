@@ -41,7 +41,7 @@ class Payload:
 
 def parse_payload(raw: str | None) -> Payload | None:
     """A payload the core itself could have made, or None (forged, truncated, foreign)."""
-    if not raw or len(raw.encode()) > MAX_PAYLOAD:
+    if not raw or len(raw.encode("utf-8", "replace")) > MAX_PAYLOAD:  # a lone surrogate is no payload of ours
         return None
     m = _PAYLOAD.fullmatch(raw)  # not match(): `$` would accept a trailing newline
     if not m:

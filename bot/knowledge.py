@@ -46,6 +46,8 @@ MESSAGE_KEYS: dict[str, frozenset[str]] = {
     "flow_helped": frozenset(),
     "ticket_opened": frozenset({"ticket", "answer_time"}),
     "ticket_open_already": frozenset({"ticket"}),
+    "ticket_limit": frozenset(),
+    "ticket_cooldown": frozenset(),
     "ticket_added": frozenset({"ticket"}),
     "ticket_cancelled": frozenset({"ticket"}),
     "ticket_none": frozenset(),
@@ -211,12 +213,31 @@ def knowledge_files(directory: Path) -> list[str]:
 
 
 def read_texts(directory: Path) -> dict[str, str]:
-    """The knowledge files present in `directory`, by name."""
+    """The knowledge files present in `directory`, by name; a file that cannot be read (not UTF-8,
+    a folder in its place, no permission) is a problem like any other: KnowledgeError."""
     texts = {}
+    problems = []
     for name in knowledge_files(directory):
         path = directory / name
-        if path.exists():
-            texts[name] = path.read_text(encoding="utf-8")
+        if not path.exists():
+            continue
+        try:
+            data = path.read_bytes()
+        except IsADirectoryError:
+            problems.append(Problem(name, 1, "is a folder, not a file"))
+            continue
+        except OSError as exc:
+            problems.append(Problem(name, 1, f"cannot be read: {exc.strerror or type(exc).__name__}"))
+            continue
+        try:
+            texts[name] = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            problems.append(
+                Problem(name, line, f"not valid UTF-8 (byte 0x{data[exc.start]:02x}); save the file as UTF-8")
+            )
+    if problems:
+        raise KnowledgeError(problems)
     return texts
 
 

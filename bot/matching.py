@@ -327,6 +327,10 @@ class Matcher:
         if not normalized.words:
             return Decision("fallback", rule="no words to go on")
         topics = self.model.predict(" ".join(normalized.words))
+        if topics[0][0] == SMALLTALK_TOPIC and content:
+            # "добрый день, у меня вопрос по пособию": the greeting outweighs one content word in the
+            # whole message; what the content words alone are about decides.
+            topics = self.model.predict(" ".join(content))
         return self.decide_with(text, topics, content, normalized)
 
     def decide_with(

@@ -6,8 +6,21 @@ No platform object ever crosses this line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
+
+# A str can hold UTF-16 surrogates that no UTF-8 encoder accepts (JSON allows "\ud800"; Python
+# decodes undecodable bytes to them): SQLite, JSON output and every platform API would refuse them.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+_IDS = frozenset({"platform", "chat_id", "user_id", "update_id"})
+
+
+def valid_text(text: str) -> str:
+    """`text` with each lone surrogate replaced by U+FFFD, so it can always be encoded as UTF-8."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 class Attachment(StrEnum):
@@ -40,6 +53,15 @@ class Incoming:
     update_id: str | None = None
     attachments: tuple[Attachment, ...] = ()
     user_name: str = ""
+
+    def __post_init__(self) -> None:
+        # Whatever a platform delivered, the core only ever sees text it can store and send.
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, str) and _SURROGATE.search(value):
+                # Ids stay distinct ("\\ud800" and "\\udfff" are two updates); texts get U+FFFD.
+                fixed = value.encode("utf-8", "backslashreplace").decode() if f.name in _IDS else valid_text(value)
+                object.__setattr__(self, f.name, fixed)
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.knowledge import Knowledge
-from bot.messages import Button, Reply
+from bot.messages import Button, Reply, valid_text
 from bot.records import OutboxItem, Session, Ticket, TicketMessage
 from bot.safety import redact
 from bot.storage.base import Store
 
 DESK = "desk"
 TRANSCRIPT_LINES = 20
+# Limits per chat, so one person cannot flood the desk (each ticket is a topic and a card there).
+TICKETS_PER_HOUR = 3  # tickets a chat may open in any hour (cancelled ones count)
+CANCEL_COOLDOWN = 60.0  # seconds after a cancel before the chat may open another ticket
+# A new ticket reaches the desk this many seconds after it opened, with everything that happened to
+# it meanwhile: one cancelled at once is never shown at all (the desk drops a cancelled ticket's
+# events while it has no topic yet).
+SHOW_DELAY = 1.0
 
 
 class TicketError(Exception):
@@ -88,6 +95,12 @@ def ticket_card(ticket: Ticket, messages: list[TicketMessage], k: Knowledge | No
     return "\n".join(lines)
 
 
+def desk_time(ticket: Ticket) -> float:
+    """When the ticket's desk events become due: SHOW_DELAY after it opened, every one of them (a
+    front end's own desk events too), so they keep their order and a quick cancel shows nothing."""
+    return ticket.created_at + SHOW_DELAY
+
+
 def format_time(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
 
@@ -135,6 +148,17 @@ class Desk:
         ticket = await self.store.create_ticket(ticket, messages)
         await self._to_desk(ticket, "opened", ticket_card(ticket, await self.store.ticket_messages(ticket.number), k))
         return ticket
+
+    async def refusal(self, platform: str, chat_id: str) -> str | None:
+        """Why this chat may not open a ticket now (a messages.yaml key), or None when it may."""
+        now = self.clock()
+        recent = await self.store.tickets_since(platform, chat_id, now - 3600)
+        if len(recent) >= TICKETS_PER_HOUR:
+            return "ticket_limit"
+        cancels = [t.closed_at for t in recent if t.status == "cancelled" and t.closed_at is not None]
+        if cancels and now - max(cancels) < CANCEL_COOLDOWN:
+            return "ticket_cooldown"
+        return None
 
     async def citizen_wrote(self, ticket: Ticket, text: str, attachments: tuple[str, ...] = ()) -> None:
         now = self.clock()
@@ -193,6 +217,7 @@ class Desk:
     async def take(self, number: int, operator: str, *, force: bool = False) -> Ticket:
         """`operator` takes the ticket. Another operator's ticket is taken over only with `force`
         (TicketError names the holder otherwise); taking one's own ticket again changes nothing."""
+        operator = valid_text(operator)
         ticket = await self._open_one(number)
         holder = ticket.operator if ticket.status == "taken" else None
         if holder == operator:
@@ -215,14 +240,14 @@ class Desk:
 
     def signer(self, ticket: Ticket, operator: str | None) -> str:
         """Who signs a staff action: the name given, else the ticket's holder, else "оператор"."""
-        return operator or ticket.operator or "оператор"
+        return valid_text(operator or ticket.operator or "оператор")
 
     async def reply(self, number: int, text: str, operator: str | None = None, *, to_desk: bool = True) -> Ticket:
         """Send staff's answer to the citizen; `to_desk` also shows it on the operators' desk
         (off when it was written on the desk itself). Without a name it is signed by the holder."""
         ticket = await self._open_one(number)
         operator = self.signer(ticket, operator)
-        clean = redact(text.strip()).text
+        clean = redact(valid_text(text).strip()).text
         if not clean:
             raise TicketError("пустой ответ")
         if ticket.status == "open":
@@ -240,7 +265,7 @@ class Desk:
         """An internal note: staff see it, the citizen never does."""
         ticket = await self.get(number)
         operator = self.signer(ticket, operator)
-        clean = redact(text.strip()).text
+        clean = redact(valid_text(text).strip()).text
         await self.store.add_ticket_message(TicketMessage(number, "note", clean, self.clock(), operator))
         if to_desk:
             await self._to_desk(ticket, "note", f"Заметка ({operator}): {clean}")
@@ -292,5 +317,13 @@ class Desk:
 
     async def _to_desk(self, ticket: Ticket, event: str, text: str) -> None:
         await self.store.enqueue(
-            OutboxItem(DESK, "", Reply(text), ticket=ticket.number, event=event, created_at=self.clock())
+            OutboxItem(
+                DESK,
+                "",
+                Reply(text),
+                ticket=ticket.number,
+                event=event,
+                created_at=self.clock(),
+                next_at=0.0 if event == "overdue" else desk_time(ticket),
+            )
         )

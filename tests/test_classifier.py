@@ -24,7 +24,7 @@ def env_for_cli(tmp_path) -> dict[str, str]:
     return {**os.environ, "GOSBOT_DB": str(tmp_path / "gosbot.sqlite3"), "GOSBOT_KNOWLEDGE": str(passing_knowledge())}
 
 
-NEW_WORD = "кракозябры"  # a word no knowledge file uses
+NEW_WORD = "фрумпелька"  # a word no knowledge file uses
 NEW_EXAMPLES = [
     f"на сайте одни {NEW_WORD} вместо букв",
     f"вижу {NEW_WORD} на странице",
@@ -170,7 +170,8 @@ def test_eval_cv_reports_cross_validated_figures(env_for_cli, tmp_path):
 def test_unanswered_export_labelled_and_merged_back(env_for_cli, tmp_path):
     directory = copy_knowledge(tmp_path / "knowledge", passing_knowledge())
     env = {**env_for_cli, "GOSBOT_KNOWLEDGE": str(directory)}
-    chat = gosbot("chat", "--chat", "c1", env=env, stdin=f"{NEW_EXAMPLES[0]}\n{NEW_EXAMPLES[0]}\n")
+    nonsense = f"{NEW_WORD} и снова {NEW_WORD}"  # nothing in the knowledge speaks of it: unanswered
+    chat = gosbot("chat", "--chat", "c1", env=env, stdin=f"{nonsense}\n{nonsense}\n")
     assert chat.returncode == 0, chat.stderr
     export = gosbot("stats", "unanswered", "--tsv", env=env)
     assert export.returncode == 0, export.stderr

@@ -189,3 +189,54 @@ async def test_stats_unanswered_groups_bare_numbers_and_shortens_long_messages(e
     assert max(len(key) for key in keys.values()) <= 200
     tsv = gosbot("stats", "unanswered", "--tsv", env=env)
     assert all(len(line) <= 600 for line in tsv.stdout.splitlines())
+
+
+@pytest.mark.parametrize("locale", ["C", "C.UTF-8"])
+def test_ask_json_output_is_valid_json_whatever_the_input_bytes(env, locale):
+    """Bytes that are not UTF-8 (on stdin or in an argument) become U+FFFD, never raw bytes in JSON."""
+    import subprocess
+    import sys
+
+    from scenario import ROOT
+
+    run_env = {k: v for k, v in env.items() if not k.startswith(("LC_", "PYTHONIO"))} | {"LC_ALL": locale}
+    command = [sys.executable, "-m", "bot.cli", "ask", "--json"]
+    piped = subprocess.run(
+        command,
+        input=b"\xff\xfe\xfa code \xed\xa0\x80 ne prihodit\n/phone\n\xc3\n",
+        capture_output=True,
+        cwd=ROOT,
+        env=run_env,
+        timeout=60,
+        check=False,
+    )
+    argument = subprocess.run(
+        [*command, os.fsdecode(b"\xffne prihodit kod \xed\xa0\x80")],
+        capture_output=True,
+        cwd=ROOT,
+        env=run_env,
+        timeout=60,
+        check=False,
+    )
+    for result, count in ((piped, 3), (argument, 1)):
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.decode("utf-8").splitlines()  # strict: raises on any invalid byte
+        objects = [json.loads(line) for line in lines]
+        assert len(objects) == count
+        assert all("\ufffd" in o["text"] for o in objects if o["text"] != "/phone")
+    assert json.loads(piped.stdout.decode().splitlines()[1])["outcome"] == "contacts"
+
+
+def test_check_reports_an_unreadable_file_like_any_problem(env, tmp_path):
+    import shutil
+
+    directory = tmp_path / "knowledge"
+    shutil.copytree(env["GOSBOT_KNOWLEDGE"], directory)
+    (directory / "topics.yaml").write_bytes(b"topics:\n  - id: \xff\n")
+    (directory / "flows.yaml").unlink()
+    (directory / "flows.yaml").mkdir()
+    result = gosbot("check", str(directory), env=env)
+    assert result.returncode == 1
+    assert f"{directory / 'flows.yaml'}:1: is a folder, not a file" in result.stdout
+    assert f"{directory / 'topics.yaml'}:2: not valid UTF-8 (byte 0xff)" in result.stdout
+    assert "Traceback" not in result.stderr

@@ -69,11 +69,16 @@ async def test_an_edit_takes_effect_and_a_bad_edit_is_refused(tmp_path):
 async def test_the_dialogue_checks_for_edits_by_itself(tmp_path):
     directory = copy_knowledge(tmp_path / "knowledge", passing_knowledge())
     entry = shortest_block_answer(directory)
-    chat = Chat(Dialogue(KnowledgeSource(directory, check_every=0), MemoryStore()))
+    source = KnowledgeSource(directory, check_every=0)
+    chat = Chat(Dialogue(source, MemoryStore()))
     await chat.press(f"a:{entry}")
     assert NEW_LINE not in chat.text
     edit_answer(directory, entry)
-    await chat.press(f"a:{entry}")  # no explicit refresh: handle() looks at the files
+    await chat.press(f"a:{entry}")  # no explicit refresh: handle() looks at the files …
+    assert NEW_LINE not in chat.text  # … and answers with the last good knowledge while validating
+    assert source.reloading is not None
+    assert await source.reloading is True
+    await chat.press(f"a:{entry}")
     assert chat.text.startswith(NEW_LINE)
 
 
@@ -97,4 +102,70 @@ def test_refresh_without_changes_does_nothing(tmp_path):
     source = KnowledgeSource(directory, check_every=3600)
     assert source.refresh(force=True) is False
     assert source.refresh() is False
+    assert source.problems == []
+
+
+async def test_validation_runs_off_the_event_loop(tmp_path, monkeypatch):
+    """Reloading builds the matcher (seconds, soon a classifier): other chats must not wait for it."""
+    import asyncio
+    import time
+
+    import bot.dialogue
+
+    directory = copy_knowledge(tmp_path / "knowledge", passing_knowledge())
+    source = KnowledgeSource(directory, check_every=0)
+    real = bot.dialogue.validate_dir
+
+    def slow_validate(path):
+        time.sleep(1.0)  # a blocking validation: on the loop, it would hold every chat for a second
+        return real(path)
+
+    monkeypatch.setattr(bot.dialogue, "validate_dir", slow_validate)
+    dialogue = Dialogue(source, MemoryStore())
+    edit_answer(directory, shortest_block_answer(directory))
+    await Chat(dialogue, chat_id="editor").say("/phone")  # sees the edit, starts the reload
+    assert source.reloading is not None
+    assert not source.reloading.done()
+    lags = []
+    for n in range(10):  # meanwhile other citizens are answered at once
+        before = time.monotonic()
+        chat = Chat(dialogue, chat_id=f"c{n}")
+        await chat.say("/phone")
+        assert "8 800 100-70-10" in chat.text
+        lags.append(time.monotonic() - before)
+        await asyncio.sleep(0.05)
+    assert max(lags) < 0.3, lags
+    assert await source.reloading is True
+
+
+async def test_unreadable_knowledge_files_are_refused_and_the_last_good_answers(tmp_path):
+    directory = copy_knowledge(tmp_path / "knowledge", passing_knowledge())
+    source = KnowledgeSource(directory, check_every=0)
+    version = source.knowledge.version
+    chat = Chat(Dialogue(source, MemoryStore()))
+    faq = directory / "faq.yaml"
+    good = faq.read_bytes()
+
+    faq.write_bytes(good.replace("ответ".encode(), b"\xff\xfe", 1))  # one invalid UTF-8 byte pair
+    bad_line = good[: good.index("ответ".encode())].count(b"\n") + 1
+    await chat.say("/phone")  # the message that notices the edit is answered
+    assert "8 800 100-70-10" in chat.text
+    assert await source.reloading is False
+    assert source.problems == [f"faq.yaml:{bad_line}: not valid UTF-8 (byte 0xff); save the file as UTF-8"]
+    assert source.knowledge.version == version
+
+    faq.unlink()
+    faq.mkdir()  # a folder where the file should be
+    await chat.say("/phone")
+    assert "8 800 100-70-10" in chat.text
+    assert await source.reloading is False
+    assert source.problems == ["faq.yaml:1: is a folder, not a file"]
+    assert source.refresh(force=True) is False  # the synchronous path says the same
+    await chat.say("/start")
+    assert chat.text == source.knowledge.text("welcome")
+
+    faq.rmdir()
+    faq.write_bytes(good)
+    await chat.say("/phone")
+    assert await source.reloading is True
     assert source.problems == []

@@ -80,10 +80,10 @@ def test_one_giant_word_is_answered_quickly(word):
     )
     try:
         result = subprocess.run(
-            [sys.executable, "-c", script], input=word, capture_output=True, text=True, cwd=ROOT, timeout=10
+            [sys.executable, "-c", script], input=word, capture_output=True, text=True, cwd=ROOT, timeout=120
         )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"a message of one {len(word)}-letter word was not answered within 10 s")
+    except subprocess.TimeoutExpired:  # the deadline covers training the matcher too; the answer is timed below
+        pytest.fail(f"a message of one {len(word)}-letter word was not answered within 120 s")
     assert result.returncode == 0, result.stderr
     count, seconds = result.stdout.split()
     assert int(count) >= 1

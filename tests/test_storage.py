@@ -82,6 +82,27 @@ async def test_seen_update_after_commit_turn(store):
 
 
 @contract
+async def test_mark_update_without_a_turn(store):
+    await store.mark_update("telegram", "77", at=1.0)
+    await store.mark_update("telegram", "77", at=2.0)  # again: no error
+    assert await store.seen_update("telegram", "77")
+    assert not await store.seen_update("vk", "77")
+
+
+@contract
+async def test_tickets_since_are_the_chats_recent_ones(store):
+    def ticket(chat: str, at: float) -> Ticket:
+        return Ticket(0, "vk", chat, "other_out_of_scope", "normal", "open", created_at=at, due_at=at + 60)
+
+    first = await store.create_ticket(ticket("c1", 100.0), [])
+    second = await store.create_ticket(ticket("c1", 200.0), [])
+    await store.create_ticket(ticket("c2", 200.0), [])
+    assert [t.number for t in await store.tickets_since("vk", "c1", 100.0)] == [first.number, second.number]
+    assert [t.number for t in await store.tickets_since("vk", "c1", 150.0)] == [second.number]
+    assert await store.tickets_since("telegram", "c1", 0.0) == []
+
+
+@contract
 async def test_transcript_keeps_order_and_limit(store):
     for n in range(5):
         await store.commit_turn(

@@ -8,14 +8,24 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
+from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.exceptions import TelegramAPIError
 from aiogram.methods import DeleteWebhook, SetMyCommands, SetWebhook
-from aiogram.types import BotCommand, BotCommandScopeChat, CallbackQuery, Message, Update
+from aiogram.types import (
+    BotCommand,
+    BotCommandScopeChat,
+    CallbackQuery,
+    ChatMemberUpdated,
+    Message,
+    TelegramObject,
+    Update,
+)
+from aiogram.types.update import UpdateTypeLookupError
 
 from adapters.telegram.citizens import Citizens
 from adapters.telegram.desk import DeskBoard
@@ -23,6 +33,7 @@ from adapters.telegram.outbox import OutboxWorker
 from adapters.telegram.sender import Limits, Sender
 from adapters.telegram.staff import Staff
 from adapters.telegram.translate import PLATFORM
+from adapters.telegram.updates import TolerantSession
 from adapters.telegram.webhook import WebhookServer, webhook_path
 from bot.config import Settings
 from bot.dialogue import Dialogue
@@ -31,7 +42,9 @@ from bot.tickets import DESK
 
 log = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = ["message", "callback_query"]  # edited messages are not answered
+# Edited messages are not answered; chat_member keeps the operators' membership cache current
+# (Telegram sends it only to an administrator bot, and only when asked for it by name).
+ALLOWED_UPDATES = ["message", "callback_query", "chat_member"]
 COMMANDS = (
     ("start", "Начать сначала"),
     ("phone", "Телефоны поддержки Госуслуг"),
@@ -57,6 +70,20 @@ class TelegramOptions:
     shutdown_grace: float = 10.0  # how long to let updates in progress finish on stop
 
 
+async def skip_contentless(
+    handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]], update: TelegramObject, data: dict[str, Any]
+) -> Any:
+    """An update with nothing the bot reads (an unreadable one replaced by its bare id, or a type
+    newer than aiogram) is skipped quietly instead of reaching aiogram's "unknown update" warning."""
+    if isinstance(update, Update):
+        try:
+            update.event_type  # noqa: B018 - raises for an update without known content
+        except UpdateTypeLookupError:
+            log.info("update %s has nothing the bot reads; skipped", update.update_id)
+            return UNHANDLED
+    return await handler(update, data)
+
+
 class TelegramAdapter:
     def __init__(self, settings: Settings, dialogue: Dialogue, options: TelegramOptions | None = None):
         if not settings.telegram_token:
@@ -78,7 +105,7 @@ class TelegramAdapter:
             if self.settings.telegram_api_base
             else PRODUCTION
         )
-        return Bot(self.settings.telegram_token, session=AiohttpSession(api=api), default=DefaultBotProperties())
+        return Bot(self.settings.telegram_token, session=TolerantSession(api=api), default=DefaultBotProperties())
 
     def _dispatcher(self, citizens: Citizens, staff: Staff | None) -> Dispatcher:
         router = Router(name="gosbot")
@@ -86,7 +113,7 @@ class TelegramAdapter:
         async def on_message(message: Message, event_update: Update) -> None:
             with self._tracked():
                 if staff is not None and message.chat.id == self.operators_chat:
-                    await staff.on_message(message)
+                    await staff.on_message(message, event_update.update_id)
                 else:
                     await citizens.on_message(message, event_update.update_id)
 
@@ -94,13 +121,19 @@ class TelegramAdapter:
             with self._tracked():
                 chat = query.message.chat if query.message else None
                 if staff is not None and chat is not None and chat.id == self.operators_chat:
-                    await staff.on_callback(query)
+                    await staff.on_callback(query, event_update.update_id)
                 else:
                     await citizens.on_callback(query, event_update.update_id)
 
+        async def on_chat_member(update: ChatMemberUpdated) -> None:
+            if staff is not None:
+                staff.on_chat_member(update)
+
         router.message.register(on_message)
         router.callback_query.register(on_callback)
+        router.chat_member.register(on_chat_member)
         dispatcher = Dispatcher()
+        dispatcher.update.outer_middleware(skip_contentless)
         dispatcher.include_router(router)
         return dispatcher
 

@@ -9,6 +9,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from aiogram.enums import ContentType
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.types import CallbackQuery, Message
 
@@ -16,13 +17,42 @@ from adapters.telegram.outbox import GiveUp
 from adapters.telegram.sender import Limits, Sender, answer_quietly, backoff
 from adapters.telegram.translate import PLATFORM, from_callback, from_message
 from bot.dialogue import Dialogue
-from bot.messages import Incoming, Reply
+from bot.messages import Incoming, Reply, valid_text
 from bot.records import OutboxItem
-from bot.tickets import DESK
+from bot.safety import redact
+from bot.tickets import DESK, desk_time
 
 log = logging.getLogger(__name__)
 
-COPY_EVENT = "telegram_copy:"  # a desk outbox event of this adapter: copy message <id> from the citizen's chat
+# A desk outbox event of this adapter: copy message <id> from the citizen's chat. With the suffix
+# CAPTIONED the copy gets the item's text as its caption (the citizen's caption, redacted); the
+# original caption never reaches the desk.
+COPY_EVENT = "telegram_copy:"
+CAPTIONED = ":caption"
+MAX_CAPTION = 1024
+# Media copied to the desk as they are: nothing in them but the file and the caption we replace.
+# Polls, checklists, venues, games, stories carry free text of their own, so staff get only the
+# "[other]" line in the ticket for those.
+COPYABLE = frozenset(
+    {
+        ContentType.PHOTO,
+        ContentType.VIDEO,
+        ContentType.ANIMATION,
+        ContentType.DOCUMENT,
+        ContentType.VOICE,
+        ContentType.AUDIO,
+        ContentType.VIDEO_NOTE,
+        ContentType.STICKER,
+        ContentType.LOCATION,
+        ContentType.CONTACT,
+    }
+)
+
+
+def desk_caption(caption: str) -> str:
+    """The caption as staff may see it: redacted like any message, within Telegram's limit."""
+    clean = redact(valid_text(caption)).text.strip()
+    return clean if len(clean) <= MAX_CAPTION else clean[: MAX_CAPTION - 1] + "…"
 
 
 class ChatLocks:
@@ -89,19 +119,26 @@ class Citizens:
         await self.deliver(chat_id, replies)
 
     async def _copy_to_ticket(self, message: Message) -> None:
-        """The core keeps "[photo]" in the ticket; the operators also get the photo itself."""
+        """The core keeps "[photo]" in the ticket; the operators also get the photo itself, with its
+        caption redacted."""
+        if message.content_type not in COPYABLE:
+            return
         ticket = await self.store.open_ticket_for(PLATFORM, str(message.chat.id))
         if ticket is None:
             return
+        event, shown = f"{COPY_EVENT}{message.message_id}", f"[{message.content_type}]"
+        if message.caption is not None:
+            event, shown = event + CAPTIONED, desk_caption(message.caption)
         # Through the desk outbox, so the copy lands after the "[photo]" line and survives a restart.
         await self.store.enqueue(
             OutboxItem(
                 DESK,
                 str(message.chat.id),
-                Reply(f"[{message.content_type}]"),
+                Reply(shown),
                 ticket=ticket.number,
-                event=f"{COPY_EVENT}{message.message_id}",
+                event=event,
                 created_at=self.dialogue.clock(),
+                next_at=desk_time(ticket),
             )
         )
 

@@ -2,7 +2,8 @@
 
 "opened" creates the topic (its id becomes the ticket's desk_ref) and posts the card with
 "Взять"/"Закрыть"; every later event is posted in that topic; "overdue" goes to the general topic.
-A topic that staff deleted is created again, with a fresh card, on the ticket's next event.
+A topic that staff deleted is created again, with a fresh card, on the ticket's next event. A
+ticket cancelled before its topic was made never gets one: its events are dropped.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.methods import CopyMessage, CreateForumTopic, ReopenForumTopic
 
-from adapters.telegram.citizens import COPY_EVENT
+from adapters.telegram.citizens import CAPTIONED, COPY_EVENT
 from adapters.telegram.outbox import GiveUp, TryLater
 from adapters.telegram.sender import Sender
 from bot.dialogue import Dialogue
@@ -71,13 +72,18 @@ class DeskBoard:
         ticket = await self.dialogue.store.get_ticket(item.ticket) if item.ticket is not None else None
         if ticket is None:
             raise GiveUp(f"no ticket {item.ticket}")
+        if ticket.status == "cancelled" and ticket.desk_ref is None:
+            # Cancelled before it was ever shown: a topic and a card nobody needs (ticket spam).
+            raise GiveUp(f"ticket {ticket.number} was cancelled before it was shown")
         if item.event == "opened" and ticket.desk_ref is None:
             await self._new_topic(ticket, item.reply.text)
         elif item.event == "opened":  # the topic exists, the card did not make it last time
             await self._in_topic(ticket, lambda thread: self._post_card(thread, ticket, item.reply.text))
         elif item.event.startswith(COPY_EVENT):
-            message_id = int(item.event.removeprefix(COPY_EVENT))
-            await self._in_topic(ticket, lambda thread: self._copy(thread, int(item.chat_id), message_id))
+            ref = item.event.removeprefix(COPY_EVENT)
+            caption = item.reply.text if ref.endswith(CAPTIONED) else None  # None: the media has none
+            message_id = int(ref.removesuffix(CAPTIONED))
+            await self._in_topic(ticket, lambda thread: self._copy(thread, int(item.chat_id), message_id, caption))
         else:
             await self._in_topic(ticket, lambda thread: self._post(thread, item.reply))
 
@@ -121,8 +127,16 @@ class DeskBoard:
     async def _post(self, thread: int, reply: Reply) -> None:
         await self.sender.send_reply(self.chat_id, reply, thread)
 
-    async def _copy(self, thread: int, from_chat: int, message_id: int) -> None:
+    async def _copy(self, thread: int, from_chat: int, message_id: int, caption: str | None) -> None:
+        # An explicit caption replaces the original one, which may hold a code or a card number.
         await self.sender.call(
-            CopyMessage(chat_id=self.chat_id, message_thread_id=thread, from_chat_id=from_chat, message_id=message_id),
+            CopyMessage(
+                chat_id=self.chat_id,
+                message_thread_id=thread,
+                from_chat_id=from_chat,
+                message_id=message_id,
+                caption=caption,
+                parse_mode=None,
+            ),
             self.chat_id,
         )

@@ -1,18 +1,27 @@
 """What operators do in their forum: write in a ticket's topic (→ the citizen), /note, /take,
-/close, and the card's "Взять"/"Закрыть" buttons. Only members of the operators' chat may act."""
+/close, and the card's "Взять"/"Закрыть" buttons.
+
+Only members of the operators' chat may act: every message and button is checked against
+membership (getChatMember, cached for a few minutes and corrected at once by `chat_member`
+updates); anything from someone else does nothing and is logged without personal data. Staff
+updates are remembered like citizens' ones, so a redelivered update acts once.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable
 
 from aiogram.exceptions import TelegramAPIError
 from aiogram.methods import GetChatMember
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, ChatMemberUpdated, Message
 
 from adapters.telegram.desk import parse_card_action
 from adapters.telegram.sender import Sender, answer_quietly
-from adapters.telegram.translate import is_from_person
+from adapters.telegram.translate import PLATFORM, is_from_person
 from bot.dialogue import Dialogue
 from bot.messages import Reply
 from bot.records import Ticket
@@ -21,6 +30,8 @@ from bot.tickets import TicketError
 log = logging.getLogger(__name__)
 
 MEMBER_STATUSES = frozenset({"creator", "administrator", "member"})
+MEMBERSHIP_TTL = 300.0  # seconds a getChatMember answer is trusted without a chat_member update
+MAX_CACHED = 10_000
 ONLY_TEXT = "Гражданину передаётся только текст. Напишите ответ словами (файлы и фото не пересылаются)."
 HELP = (
     "В теме обращения:\n"
@@ -37,33 +48,116 @@ def operator_name(message: Message) -> str:
     return message.from_user.full_name if message.from_user else "Оператор"
 
 
+def counts_as_member(status: str, is_member: bool | None = None) -> bool:
+    """A ChatMember's status: in the chat (restricted members only while still in it)."""
+    if status == "restricted":
+        return bool(is_member)
+    return status in MEMBER_STATUSES
+
+
+class Membership:
+    """Who is in the operators' chat, asked of Telegram and remembered for `ttl` seconds."""
+
+    def __init__(
+        self, sender: Sender, chat_id: int, ttl: float = MEMBERSHIP_TTL, clock: Callable[[], float] = time.monotonic
+    ):
+        self.sender = sender
+        self.chat_id = chat_id
+        self.ttl = ttl
+        self.clock = clock
+        self._known: dict[int, tuple[bool, float]] = {}  # user id -> (member, until)
+
+    async def is_member(self, user_id: int) -> bool:
+        known = self._known.get(user_id)
+        if known is not None and known[1] > self.clock():
+            return known[0]
+        try:
+            member = await self.sender.bot(GetChatMember(chat_id=self.chat_id, user_id=user_id))
+        except Exception as exc:  # an API error, a network error, an answer aiogram cannot read
+            log.warning("cannot check membership in the operators' chat: %s", type(exc).__name__)
+            return False  # fail closed, and ask again next time
+        self.remember(user_id, counts_as_member(member.status, getattr(member, "is_member", None)))
+        return self._known[user_id][0]
+
+    def remember(self, user_id: int, member: bool) -> None:
+        if len(self._known) >= MAX_CACHED:
+            now = self.clock()
+            self._known = {u: k for u, k in self._known.items() if k[1] > now}
+        self._known[user_id] = (member, self.clock() + self.ttl)
+
+    def changed(self, update: ChatMemberUpdated) -> None:
+        """A chat_member update: someone joined, left, was banned or promoted — believe it at once."""
+        if update.chat.id != self.chat_id:
+            return
+        new = update.new_chat_member
+        self.remember(new.user.id, counts_as_member(new.status, getattr(new, "is_member", None)))
+
+
+class TopicLocks:
+    """One staff update per topic at a time, in order (a redelivered copy waits and is then skipped)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: int) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
 class Staff:
     def __init__(self, sender: Sender, dialogue: Dialogue, chat_id: int, nudge: Callable[[], None]):
         self.sender = sender
         self.dialogue = dialogue
         self.chat_id = chat_id
         self.nudge = nudge
+        self.membership = Membership(sender, chat_id)
+        self._topics = TopicLocks()
 
     async def is_member(self, user_id: int) -> bool:
-        try:
-            member = await self.sender.bot(GetChatMember(chat_id=self.chat_id, user_id=user_id))
-        except TelegramAPIError as exc:
-            log.warning("cannot check membership of %s: %s", user_id, exc.message)
-            return False
-        if member.status == "restricted":
-            return bool(getattr(member, "is_member", False))
-        return member.status in MEMBER_STATUSES
+        return await self.membership.is_member(user_id)
 
-    async def on_message(self, message: Message) -> None:
+    async def is_staff(self, message: Message) -> bool:
+        """Written by a member of the operators' chat (or by one of its anonymous admins)."""
+        if message.sender_chat is not None:
+            # Only the chat's administrators can post as the chat itself; any other chat (a channel
+            # someone posts as, a linked channel) is not staff.
+            return message.sender_chat.id == self.chat_id
+        return message.from_user is not None and await self.is_member(message.from_user.id)
+
+    async def on_message(self, message: Message, update_id: int) -> None:
         """A message in the operators' chat: only a ticket's topic is a conversation with a citizen."""
         if message.from_user is not None and message.from_user.is_bot and message.sender_chat is None:
             return
         if not message.is_topic_message or message.message_thread_id is None:
             return  # the general topic is the staff's own chat
         thread = message.message_thread_id
-        ticket = await self.dialogue.store.find_ticket_by_desk_ref(str(thread))
-        if ticket is None or not is_from_person(message):
-            return
+        async with self._topics.hold(thread):
+            if await self.dialogue.store.seen_update(PLATFORM, str(update_id)):
+                return  # Telegram delivered it again
+            ticket = await self.dialogue.store.find_ticket_by_desk_ref(str(thread))
+            if ticket is not None and is_from_person(message):
+                if await self.is_staff(message):
+                    await self._message(ticket, message, thread)
+                else:
+                    command = (message.text or "").split(" ", 1)[0] if (message.text or "").startswith("/") else ""
+                    log.warning(
+                        "a non-member wrote in the topic of ticket %s (%s); ignored",
+                        ticket.number,
+                        f"command {command[:20]}" if command else str(getattr(message.content_type, "value", "")),
+                    )
+            await self.dialogue.store.mark_update(PLATFORM, str(update_id), self.dialogue.clock())
+
+    async def _message(self, ticket: Ticket, message: Message, thread: int) -> None:
         if message.text is None:
             await self._say(thread, ONLY_TEXT)
             return
@@ -97,26 +191,36 @@ class Staff:
             return None
         return HELP
 
-    async def on_callback(self, query: CallbackQuery) -> None:
+    async def on_callback(self, query: CallbackQuery, update_id: int) -> None:
         """A card's button. Membership is checked with Telegram, not assumed from where it was pressed."""
         action = parse_card_action(query.data)
         if action is None:
             await answer_quietly(query, "Эта кнопка устарела.")
             return
         if not await self.is_member(query.from_user.id):
+            log.warning("a non-member pressed %r on the card of ticket %s; ignored", action[0], action[1])
             await answer_quietly(query, "Действовать с обращениями могут только сотрудники.", alert=True)
             return
         verb, number = action
-        try:
-            if verb == "take":
-                await self.dialogue.desk.take(number, query.from_user.full_name)
-            else:
-                await self.dialogue.desk.close(number, query.from_user.full_name)
-        except TicketError as exc:
-            await answer_quietly(query, str(exc), alert=True)
-            return
+        async with self._topics.hold(-number):  # not a topic id: card presses of one ticket in order
+            if await self.dialogue.store.seen_update(PLATFORM, str(update_id)):
+                await answer_quietly(query)
+                return
+            try:
+                if verb == "take":
+                    await self.dialogue.desk.take(number, query.from_user.full_name)
+                else:
+                    await self.dialogue.desk.close(number, query.from_user.full_name)
+            except TicketError as exc:
+                await self.dialogue.store.mark_update(PLATFORM, str(update_id), self.dialogue.clock())
+                await answer_quietly(query, str(exc), alert=True)
+                return
+            await self.dialogue.store.mark_update(PLATFORM, str(update_id), self.dialogue.clock())
         self.nudge()
         await answer_quietly(query, "Готово")
+
+    def on_chat_member(self, update: ChatMemberUpdated) -> None:
+        self.membership.changed(update)
 
     async def _say(self, thread: int, text: str) -> None:
         try:

@@ -1,12 +1,15 @@
 """Webhook mode: a small aiohttp app that accepts updates only with Telegram's secret header.
 
 A request without the right X-Telegram-Bot-Api-Secret-Token gets 401 and is not read at all.
-Accepted updates are handled in the background, so Telegram gets its 200 at once.
+Accepted updates are handled in the background, so Telegram gets its 200 at once. A body that is
+not JSON (or is nested too deep to read) gets 400; an update aiogram cannot read is logged and
+skipped with 200, so Telegram does not keep redelivering it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 from urllib.parse import urlsplit
@@ -14,7 +17,8 @@ from urllib.parse import urlsplit
 from aiogram import Bot, Dispatcher
 from aiogram.types import Update
 from aiohttp import web
-from pydantic import ValidationError
+
+from adapters.telegram.updates import read_update
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +68,14 @@ class WebhookServer:
             log.warning("webhook request with a wrong or missing secret from %s", request.remote)
             return web.Response(status=401, text="Unauthorized")
         try:
-            update = Update.model_validate(await request.json(), context={"bot": self.bot})
-        except (ValueError, ValidationError):
+            body = json.loads(await request.read())
+        except (ValueError, RecursionError):  # not JSON, bad UTF-8, or nested too deep to read
             return web.Response(status=400, text="Bad update")
+        update = read_update(body, self.bot)
+        if update is None:
+            return web.Response(status=400, text="Bad update")
+        if not update.model_fields_set - {"update_id"}:
+            return web.json_response({})  # unreadable, logged and skipped: Telegram may move on
         task = asyncio.create_task(self._feed(update))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -89,7 +89,10 @@ class VkAdapter:
         self.retry_base = retry_base
         self.outbox_every = outbox_every
         self.rate = rate
-        self.callback_mode = bool(settings.vk_callback_secret or settings.vk_confirmation_code)
+        self.callback_mode = settings.vk_callback_mode
+        if self.callback_mode and not (settings.vk_callback_secret and settings.vk_group_id):
+            # Fail closed: without both, forged events (or another community's) would be answered.
+            raise ValueError("VK_CALLBACK_SECRET and VK_GROUP_ID are required in VK Callback API mode")
         self.callback_server: CallbackServer | None = None
         self.ready = asyncio.Event()  # set once events can arrive (the callback port is known)
         self.client: VkApiClient | None = None
@@ -151,7 +154,11 @@ class VkAdapter:
 
     def accept(self, raw: dict[str, Any]) -> None:
         """Take one raw event (from either delivery way): dedupe, then handle it in the background."""
-        event = parse_event(raw)
+        try:
+            event = parse_event(raw)
+        except Exception:  # parse_event means never to raise; one odd event must not stop the rest
+            log.exception("a VK event could not be read; skipped")
+            return
         if event is None:
             return
         if event.update_id in self._seen:

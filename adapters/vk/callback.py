@@ -2,7 +2,8 @@
 
 VK wants the confirmation string for {"type": "confirmation"} and the body "ok" for every accepted
 event, quickly (it redelivers otherwise), so events are handed on and processed in the background.
-A wrong secret or group gets 403 and is not processed.
+A wrong secret or group gets 403 and is not processed; the app is never made without both (fail
+closed), and a body that is not a JSON object (or is nested too deep to read) gets 400.
 """
 
 from __future__ import annotations
@@ -27,22 +28,27 @@ def make_app(
     confirmation_code: str,
     group_id: int | None,
 ) -> web.Application:
+    if not secret or not group_id:
+        raise ValueError("the VK Callback API needs a secret and the community id (fail closed)")
+    expected = secret.encode()
+
     async def receive(request: web.Request) -> web.Response:
         try:
             body = json.loads(await request.read())
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, bad UTF-8, or nested too deep to read
             return web.Response(status=400, text="bad request")
         if not isinstance(body, dict):
             return web.Response(status=400, text="bad request")
-        if group_id is not None and body.get("group_id") != group_id:
-            log.warning("VK callback for another community (%r) refused", body.get("group_id"))
+        if type(body.get("group_id")) is not int or body["group_id"] != group_id:
+            log.warning("VK callback for another community refused")
             return web.Response(status=403, text="wrong group")
         if body.get("type") == "confirmation":
             if not confirmation_code:
                 return web.Response(status=403, text="no confirmation code configured")
             return web.Response(text=confirmation_code)
-        if secret and not hmac.compare_digest(str(body.get("secret", "")).encode(), secret.encode()):
-            log.warning("VK callback with a wrong secret refused (type %r)", body.get("type"))
+        given = body.get("secret")
+        if not isinstance(given, str) or not hmac.compare_digest(given.encode("utf-8", "replace"), expected):
+            log.warning("VK callback with a wrong secret refused")
             return web.Response(status=403, text="forbidden")
         on_event(body)
         return web.Response(text="ok")

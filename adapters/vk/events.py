@@ -57,7 +57,8 @@ VkEvent = VkMessage | VkButtonPress | VkPermission
 
 
 def parse_event(raw: Any) -> VkEvent | None:
-    """The event, or None for anything the bot does not act on (other types, group chats, our own messages)."""
+    """The event, or None for anything the bot does not act on (other types, group chats, our own
+    messages) or cannot read; never raises, whatever JSON came."""
     if not isinstance(raw, dict) or not isinstance(raw.get("object"), dict):
         return None
     kind, obj = raw.get("type"), raw["object"]
@@ -81,9 +82,10 @@ def _message(raw: dict[str, Any], obj: dict[str, Any]) -> VkMessage | None:
     if not 0 < peer_id < CHAT_PEER_START or user_id <= 0 or message.get("out"):
         return None
     text = message.get("text")
+    found = message.get("attachments")
     kinds = [
         _ATTACHMENTS.get(str(a.get("type")), Attachment.OTHER)
-        for a in message.get("attachments") or ()
+        for a in (found if isinstance(found, list) else ())
         if isinstance(a, dict)
     ]
     if message.get("geo"):
@@ -104,6 +106,7 @@ def _button(raw: dict[str, Any], obj: dict[str, Any]) -> VkButtonPress | None:
     event_id = obj.get("event_id")
     if not 0 < peer_id < CHAT_PEER_START or user_id <= 0 or not isinstance(event_id, str):
         return None
+    event_id = event_id.encode("utf-8", "backslashreplace").decode()
     return VkButtonPress(
         update_id=_update_id(raw, f"e:{event_id}"),
         peer_id=peer_id,
@@ -116,11 +119,15 @@ def _button(raw: dict[str, Any], obj: dict[str, Any]) -> VkButtonPress | None:
 def _update_id(raw: dict[str, Any], fallback: str) -> str:
     # Every event since API 5.103 carries a unique event_id; VK repeats it when it redelivers.
     event_id = raw.get("event_id")
-    return event_id if isinstance(event_id, str) and event_id else fallback
+    chosen = event_id if isinstance(event_id, str) and event_id else fallback
+    # Lone surrogates (JSON allows "\ud800") would break random_id and storage; keep ids distinct.
+    return chosen.encode("utf-8", "backslashreplace").decode()
 
 
 def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return 0  # VK sends numbers; a float, list or object in their place is not an id
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except ValueError:  # not digits, or too many of them
         return 0

@@ -133,11 +133,11 @@ def decode_payload(raw: object) -> Pressed | None:
         return None
     data = raw
     if isinstance(raw, str):
-        if len(raw.encode()) > MAX_PAYLOAD:
+        if len(raw.encode("utf-8", "replace")) > MAX_PAYLOAD:
             return Pressed(forged=True)
         try:
             data = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             return Pressed(forged=True)
     if not isinstance(data, dict):
         return Pressed(forged=True)

@@ -23,6 +23,23 @@ log = logging.getLogger(__name__)
 MAX_PAUSE = 60.0
 
 
+class RawEvent:
+    """An event as the server sent it; reading it is `adapters.vk.events.parse_event`'s job."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: Any):
+        self.raw = raw
+
+
+class RawLongPoll(VkBotLongPoll):
+    """vk_api's long poll without its event classes: they raise on an event without `object` or
+    `group_id` (or a message without peer_id), which would lose the whole batch after `ts` moved."""
+
+    def _parse_event(self, raw_event: Any) -> RawEvent:
+        return RawEvent(raw_event)
+
+
 async def listen(
     client: VkApiClient,
     group_id: int,
@@ -37,13 +54,13 @@ async def listen(
 
     `connected` is set once the server's address and starting point are known.
     """
-    poll: VkBotLongPoll | None = None
+    poll: RawLongPoll | None = None
     failures = 0
     try:
         while not stop.is_set():
             try:
                 if poll is None:
-                    poll = await client.run_blocking(VkBotLongPoll, client.vk, group_id, wait)
+                    poll = await client.run_blocking(RawLongPoll, client.vk, group_id, wait)
                     log.info("VK long poll connected (group %s)", group_id)
                     if connected is not None:
                         connected.set()

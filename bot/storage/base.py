@@ -33,6 +33,10 @@ class Store(ABC):
     async def seen_update(self, platform: str, update_id: str) -> bool: ...
 
     @abstractmethod
+    async def mark_update(self, platform: str, update_id: str, at: float) -> None:
+        """Remember an update handled without a conversation turn (a staff action, a skipped update)."""
+
+    @abstractmethod
     async def load_session(self, platform: str, chat_id: str) -> Session | None: ...
 
     @abstractmethod
@@ -52,6 +56,10 @@ class Store(ABC):
 
     @abstractmethod
     async def open_ticket_for(self, platform: str, chat_id: str) -> Ticket | None: ...
+
+    @abstractmethod
+    async def tickets_since(self, platform: str, chat_id: str, since: float) -> list[Ticket]:
+        """The chat's tickets created at or after `since`, oldest first (for the per-chat limits)."""
 
     @abstractmethod
     async def update_ticket(self, ticket: Ticket) -> None: ...

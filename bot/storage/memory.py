@@ -24,6 +24,9 @@ class MemoryStore(Store):
     async def seen_update(self, platform: str, update_id: str) -> bool:
         return (platform, update_id) in self.updates
 
+    async def mark_update(self, platform: str, update_id: str, at: float) -> None:
+        self.updates.add((platform, update_id))
+
     async def load_session(self, platform: str, chat_id: str) -> Session | None:
         session = self.sessions.get((platform, chat_id))
         return copy.deepcopy(session) if session else None
@@ -58,6 +61,13 @@ class MemoryStore(Store):
             if ticket.platform == platform and ticket.chat_id == chat_id and ticket.status in OPEN_STATUSES:
                 return copy.deepcopy(ticket)
         return None
+
+    async def tickets_since(self, platform: str, chat_id: str, since: float) -> list[Ticket]:
+        return [
+            copy.deepcopy(t)
+            for t in sorted(self.tickets.values(), key=lambda t: t.number)
+            if t.platform == platform and t.chat_id == chat_id and t.created_at >= since
+        ]
 
     async def update_ticket(self, ticket: Ticket) -> None:
         self.tickets[ticket.number] = copy.deepcopy(ticket)

@@ -162,6 +162,12 @@ class SqliteStore(Store):
             )
             return await cursor.fetchone() is not None
 
+    async def mark_update(self, platform: str, update_id: str, at: float) -> None:
+        await self._write(
+            "INSERT OR IGNORE INTO processed_updates (platform, update_id, at) VALUES (?,?,?)",
+            (platform, update_id, at),
+        )
+
     async def load_session(self, platform: str, chat_id: str) -> Session | None:
         async with self._lock:
             cursor = await self.db.execute(
@@ -267,6 +273,16 @@ class SqliteStore(Store):
             "platform=? AND chat_id=? AND status IN (?, ?) ORDER BY number DESC LIMIT 1",
             (platform, chat_id, *OPEN_STATUSES),
         )
+
+    async def tickets_since(self, platform: str, chat_id: str, since: float) -> list[Ticket]:
+        async with self._lock:
+            cursor = await self.db.execute(
+                f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE platform=? AND chat_id=? AND created_at >= ? "
+                "ORDER BY number",
+                (platform, chat_id, since),
+            )
+            rows = await cursor.fetchall()
+        return [_ticket(r) for r in rows]
 
     async def find_ticket_by_desk_ref(self, desk_ref: str) -> Ticket | None:
         return await self._one_ticket("desk_ref=? ORDER BY number DESC LIMIT 1", (desk_ref,))

@@ -61,6 +61,8 @@ class FakeBotAPI:
         self.blocked_chats: set[int] = set()
         self.deleted_threads: set[int] = set()
         self.members: dict[int, str] = {}  # user id -> status in the operators' chat ("left" if absent)
+        self.originals: dict[tuple[int, int], dict[str, Any]] = {}  # (chat, message id) -> pushed message
+        self.copies: list[dict[str, Any]] = []  # what copyMessage put in a chat: the content as shown
         self._updates: list[dict[str, Any]] = []
         self._failures: list[Failure] = []
         self._update_ids = itertools.count(1)
@@ -96,6 +98,9 @@ class FakeBotAPI:
         for update in updates:
             update.setdefault("update_id", next(self._update_ids))
             ids.append(update["update_id"])
+            message = update.get("message")
+            if isinstance(message, dict) and isinstance(message.get("chat"), dict):
+                self.originals[(message["chat"].get("id"), message.get("message_id"))] = message
             self._updates.append(update)
         async with self._changed:
             self._changed.notify_all()
@@ -169,16 +174,36 @@ class FakeBotAPI:
         if method == "sendMessage":
             return _result(self._message(p))
         if method == "copyMessage":
+            self.copies.append(self._copy(p))
             return _result({"message_id": next(self._message_ids)})
         if method == "createForumTopic":
             return _result({"message_thread_id": next(self._thread_ids), "name": p["name"], "icon_color": 7322096})
         if method == "getChatMember":
             user = {"id": p["user_id"], "is_bot": False, "first_name": "Сотрудник"}
             status = self.members.get(p["user_id"], "left")
-            return _result({"status": status, "user": user, **({"is_anonymous": False} if status == "creator" else {})})
+            extra: dict[str, Any] = {}
+            if status == "creator":
+                extra = {"is_anonymous": False}
+            elif status == "administrator":
+                rights = ("manage_chat", "delete_messages", "manage_video_chats", "restrict_members")
+                rights += ("promote_members", "change_info", "invite_users", "post_stories", "edit_stories")
+                extra = {"can_be_edited": False, "is_anonymous": False, **{f"can_{r}": True for r in rights}}
+                extra.update(can_delete_stories=True, can_send_welcome_messages=True)
+            return _result({"status": status, "user": user, **extra})
         if method in ("answerCallbackQuery", "setMyCommands", "deleteWebhook", "setWebhook", "reopenForumTopic"):
             return _result(True)
         return _error(404, "Not Found: method not found")
+
+    def _copy(self, p: dict[str, Any]) -> dict[str, Any]:
+        """The copied message as Telegram would show it: the original's content; its caption unless
+        a new one was given (an empty one removes it)."""
+        original = self.originals.get((p.get("from_chat_id"), p.get("message_id")), {})
+        shown = {k: v for k, v in original.items() if k not in ("message_id", "date", "chat", "from")}
+        if "caption" in p:
+            shown.pop("caption", None)
+            if p["caption"]:
+                shown["caption"] = p["caption"]
+        return {"chat_id": p.get("chat_id"), "message_thread_id": p.get("message_thread_id"), **shown}
 
     def _message(self, p: dict[str, Any]) -> dict[str, Any]:
         chat_id = p["chat_id"]

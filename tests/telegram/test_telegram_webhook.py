@@ -28,7 +28,7 @@ async def test_webhook_is_registered_with_its_secret(fake: FakeBotAPI, webhook: 
     [registered] = fake.find("setWebhook")
     assert registered.params["url"] == "https://bot.example.org/tg/hook"
     assert registered.params["secret_token"] == "s3cr3t-Token_42"  # TELEGRAM_WEBHOOK_SECRET
-    assert registered.params["allowed_updates"] == ["message", "callback_query"]
+    assert registered.params["allowed_updates"] == ["message", "callback_query", "chat_member"]
     assert not fake.find("getUpdates")
     assert not fake.find("deleteWebhook")
 
