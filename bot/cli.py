@@ -30,12 +30,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         args = parser.parse_args(["chat"])
     handler = _COMMANDS[args.command]
+    missing = _missing_knowledge(args, settings)
+    if missing:
+        print(missing, file=sys.stderr)
+        return 2
     try:
         return handler(args, settings) or 0
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _missing_knowledge(args: argparse.Namespace, settings: Settings) -> str | None:
+    """One line for a command started where there is no knowledge (outside the repository), instead
+    of a "file is missing" per file: where it looked and what to set."""
+    if args.command == "stats" or getattr(args, "dir", None):
+        return None  # stats reads only the database; an explicit directory is checked by its command
+    directory = settings.knowledge
+    if (directory / "faq.yaml").is_file() or (directory.is_dir() and any(directory.iterdir())):
+        return None
+    return (
+        f"gosbot: no knowledge in {directory.resolve()} (GOSBOT_KNOWLEDGE, default ./knowledge): "
+        "run gosbot from the repository's root or set GOSBOT_KNOWLEDGE=/path/to/gosbot/knowledge"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -446,8 +464,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from adapters.runner import run_platforms
 
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run_platforms(settings))
-    return 0
+    return asyncio.run(run_platforms(settings))
 
 
 _COMMANDS = {

@@ -105,6 +105,11 @@ class Console:
                 continue
             await self.say(line.rstrip("\n"))
         await self.deliver_outbox()
+        # A reload still validating in its thread: its verdict is worth waiting for before leaving.
+        reloading = self.dialogue.source.reloading
+        if reloading is not None and not reloading.done():
+            await reloading
+        self._report_problems()
 
 
 def _not_a_refused_edit(record: logging.LogRecord) -> bool:

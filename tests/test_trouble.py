@@ -126,7 +126,7 @@ async def test_a_hacked_account_keeps_the_ticket_urgent_after_another_question(c
     t = await only_ticket(dialogue)
     assert t.priority == "urgent"
     assert t.topic == "fraud_security"
-    await chat.press("cancel")
+    await dialogue.desk.close(t.number, "Анна")
     await chat.say("как поменять почту в профиле")  # a new conversation after that ticket
     await chat.say("/operator")
     second = max(await dialogue.store.list_tickets(), key=lambda x: x.number)

@@ -65,6 +65,7 @@ class FakeBotAPI:
         self.copies: list[dict[str, Any]] = []  # what copyMessage put in a chat: the content as shown
         self._updates: list[dict[str, Any]] = []
         self._failures: list[Failure] = []
+        self._malformed: set[str] = set()
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._thread_ids = itertools.count(500)
@@ -109,6 +110,10 @@ class FakeBotAPI:
     def fail(self, method: str, status: int, description: str, *, retry_after: int | None = None, times: int = 1):
         self._failures.append(Failure(method, status, description, retry_after, times))
 
+    def malformed(self, method: str) -> None:
+        """Answer `method` with a body that is not JSON (a proxy's error page), every time."""
+        self._malformed.add(method)
+
     def find(self, method: str, **params: Any) -> list[Call]:
         return [c for c in self.calls if c.method == method and all(c.params.get(k) == v for k, v in params.items())]
 
@@ -139,6 +144,9 @@ class FakeBotAPI:
             updates = await self._get_updates(params)
             self.calls.append(Call(method, params, 200, time.monotonic()))
             return self._ok(updates)
+        if method in self._malformed:
+            self.calls.append(Call(method, params, 200, time.monotonic()))
+            return web.Response(text="<html>502 Bad Gateway</html>", content_type="text/html")
         status, body = self._answer(method, params)
         self.calls.append(Call(method, params, status, time.monotonic()))
         async with self._changed:
