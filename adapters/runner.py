@@ -89,9 +89,14 @@ async def supervise(
 async def run_platforms(settings: Settings, *, attempts: int = START_ATTEMPTS, backoff: float = START_BACKOFF) -> int:
     """Serve every configured platform until a signal; the exit status: 0, or 1 when one of them
     could not start (or stopped with an error), so systemd or Docker restart the process."""
-    source = KnowledgeSource(settings.knowledge)
-    store = SqliteStore(settings.db)
+    store = SqliteStore(settings.db, busy_timeout=settings.db_busy_timeout)
+    # First, before anything else is loaded: StoreUnavailable is the CLI's one line and exit code.
     await store.open()
+    try:
+        source = KnowledgeSource(settings.knowledge)
+    except BaseException:
+        await store.close()
+        raise
     dialogue = Dialogue(source, store)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from bot.config import Settings
+from bot.storage.base import StoreUnavailable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return handler(args, settings) or 0
+    except StoreUnavailable as exc:  # unwritable, locked, not a database: one line, no traceback
+        print(f"gosbot: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -257,7 +261,7 @@ async def open_core(settings: Settings):  # type: ignore[no-untyped-def]
     except KnowledgeError as exc:
         print(f"the knowledge in {settings.knowledge} has problems; run `gosbot check`:\n{exc}", file=sys.stderr)
         raise SystemExit(1) from exc
-    store = SqliteStore(settings.db)
+    store = SqliteStore(settings.db, busy_timeout=settings.db_busy_timeout)
     await store.open()
     return Dialogue(source, store)
 
@@ -292,7 +296,7 @@ def _cmd_tickets(args: argparse.Namespace, settings: Settings) -> int:
         return 1
 
     async def run() -> int:
-        store = SqliteStore(settings.db)
+        store = SqliteStore(settings.db, busy_timeout=settings.db_busy_timeout)
         await store.open()
         desk = Desk(store, lambda: knowledge)
         try:
@@ -392,7 +396,7 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     from bot.storage import SqliteStore
 
     async def run() -> None:
-        store = SqliteStore(settings.db)
+        store = SqliteStore(settings.db, busy_timeout=settings.db_busy_timeout)
         await store.open()
         try:
             groups = await store.unanswered(time.time() - args.days * 86400, args.limit)

@@ -13,6 +13,7 @@ class Settings:
     db: Path = Path("gosbot.sqlite3")
     knowledge: Path = Path("knowledge")
     log_level: str = "INFO"
+    db_busy_timeout: float = 30.0  # seconds to wait for another process's write lock
     # Telegram
     telegram_token: str = field(default="", repr=False)
     telegram_api_base: str = ""
@@ -75,6 +76,7 @@ class Settings:
             db=Path(text("GOSBOT_DB", "gosbot.sqlite3")),
             knowledge=Path(text("GOSBOT_KNOWLEDGE", "knowledge")),
             log_level=text("GOSBOT_LOG_LEVEL", "INFO").upper(),
+            db_busy_timeout=float(integer("GOSBOT_DB_BUSY_TIMEOUT", 30) or 0),
             telegram_token=text("TELEGRAM_BOT_TOKEN"),
             telegram_api_base=text("TELEGRAM_API_BASE"),
             telegram_webhook_url=text("TELEGRAM_WEBHOOK_URL"),

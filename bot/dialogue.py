@@ -23,7 +23,7 @@ from bot.knowledge import Flow, Knowledge, KnowledgeError, fingerprint
 from bot.matching import OUT_OF_SCOPE, Decision, Matcher
 from bot.messages import Button, Incoming, Reply
 from bot.phones import pretty
-from bot.records import Session, Ticket
+from bot.records import OutboxItem, Session, Ticket
 from bot.safety import redact
 from bot.storage.base import Store, Turn
 from bot.tickets import Desk, ticket_label
@@ -146,6 +146,14 @@ class KnowledgeSource:
         log.error(REFUSED_LOG, "\n".join(problems))
 
 
+@dataclass(frozen=True)
+class Handled:
+    """What a turn leaves to the front end."""
+
+    queued: int = 0  # replies committed to the outbox with the turn: the sender delivers them
+    send_now: tuple[Reply, ...] = ()  # replies that are not stored: send them directly, best effort
+
+
 @dataclass
 class _Turn:
     """What handling one message produced (saved together at the end)."""
@@ -178,33 +186,59 @@ class Dialogue:
         return self.source.knowledge
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
+        """The replies to show now (the terminal chat, tests): saved with the turn, not queued."""
+        handled = await self._handle(incoming, queue=False)
+        return list(handled.send_now)
+
+    async def handle_queued(self, incoming: Incoming) -> Handled:
+        """For a front end with an outbox sender: the replies go into the outbox in the same
+        transaction as the turn and its "processed" mark, so a crash loses neither or both; this
+        returns only after that commit, so the caller may then acknowledge the update."""
+        return await self._handle(incoming, queue=True)
+
+    async def _handle(self, incoming: Incoming, *, queue: bool) -> Handled:
         self.source.poll()
         key = (incoming.platform, incoming.chat_id)
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._waiting[key] = self._waiting.get(key, 0) + 1
         try:
             async with lock:
-                # Checked under the lock: a duplicate delivered concurrently waits for the first.
-                if incoming.update_id and await self.store.seen_update(incoming.platform, incoming.update_id):
-                    return []
-                session = await self.store.load_session(*key) or Session(*key)
-                turn = _Turn(session, incoming, self.source.knowledge)
-                await self._route(turn)
-                await self.store.commit_turn(
-                    Turn(
-                        session=session,
-                        update_id=incoming.update_id,
-                        transcript=tuple(turn.transcript),
-                        unanswered=tuple(turn.unanswered),
-                        at=self.clock(),
-                    )
-                )
-                return turn.replies
+                try:
+                    return await self._turn(incoming, queue)
+                except self.store.failures as exc:
+                    # The turn is not saved (disk full, database locked …): say so rather than keep
+                    # silent. Only the error's kind is logged: no chat, no text.
+                    log.error("a %s turn could not be saved: %s: %s", incoming.platform, type(exc).__name__, exc)
+                    return Handled(send_now=(Reply(self.source.knowledge.text("technical_problem")),))
         finally:
             self._waiting[key] -= 1
             if not self._waiting[key]:
                 del self._waiting[key]
                 self._locks.pop(key, None)
+
+    async def _turn(self, incoming: Incoming, queue: bool) -> Handled:
+        key = (incoming.platform, incoming.chat_id)
+        # Checked under the chat's lock: a duplicate delivered concurrently waits for the first.
+        if incoming.update_id and await self.store.seen_update(incoming.platform, incoming.update_id):
+            return Handled()
+        session = await self.store.load_session(*key) or Session(*key)
+        turn = _Turn(session, incoming, self.source.knowledge)
+        await self._route(turn)
+        now = self.clock()
+        outbox = tuple(OutboxItem(*key, reply, created_at=now) for reply in turn.replies) if queue else ()
+        await self.store.commit_turn(
+            Turn(
+                session=session,
+                update_id=incoming.update_id,
+                transcript=tuple(turn.transcript),
+                unanswered=tuple(turn.unanswered),
+                at=now,
+                outbox=outbox,
+            )
+        )
+        if queue:
+            return Handled(queued=len(outbox))
+        return Handled(send_now=tuple(turn.replies))
 
     # -- routing ---------------------------------------------------------------------------------
 

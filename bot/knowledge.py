@@ -56,6 +56,7 @@ MESSAGE_KEYS: dict[str, frozenset[str]] = {
     "ticket_closed": frozenset({"ticket"}),
     "rating_thanks": frozenset(),
     "cancel_nothing": frozenset(),
+    "technical_problem": frozenset(),
     "btn_operator": frozenset(),
     "btn_phone": frozenset(),
     "btn_back": frozenset(),

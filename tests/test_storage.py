@@ -302,3 +302,13 @@ async def test_sqlite_store_must_be_opened(tmp_path):
     store = SqliteStore(tmp_path / "never.sqlite3")
     with pytest.raises(RuntimeError, match="not open"):
         await store.load_session("test", "c1")
+
+
+@contract
+async def test_cursors_remember_the_last_value(store):
+    assert await store.get_cursor("vk.longpoll.ts.1") is None
+    await store.set_cursor("vk.longpoll.ts.1", "41")
+    await store.set_cursor("vk.longpoll.ts.1", "42")
+    await store.set_cursor("other", "x")
+    assert await store.get_cursor("vk.longpoll.ts.1") == "42"
+    assert await store.get_cursor("other") == "x"

@@ -15,7 +15,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.exceptions import ClientDecodeError, TelegramAPIError
-from aiogram.methods import DeleteWebhook, SetMyCommands, SetWebhook
+from aiogram.methods import DeleteWebhook, GetUpdates, SetMyCommands, SetWebhook
 from aiogram.types import (
     BotCommand,
     BotCommandScopeChat,
@@ -211,26 +211,54 @@ class TelegramAdapter:
         )
 
     async def _poll(self, bot: Bot, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
+        """Long polling driven here rather than by aiogram's start_polling, which asks for the next
+        offset as soon as updates are handed out: Telegram forgets every update below the offset,
+        so a crash would lose the ones in progress. Here a batch is handled to the end (each turn
+        committed, its replies in the outbox) before the offset moves past it."""
         await bot(DeleteWebhook(drop_pending_updates=False))  # getUpdates is refused while a webhook is set
-        polling = asyncio.create_task(
-            dispatcher.start_polling(
-                bot,
-                polling_timeout=self.options.polling_timeout,
-                allowed_updates=ALLOWED_UPDATES,
-                handle_signals=False,  # the runner owns the signals
-                close_bot_session=False,  # closed by run() after the updates in progress finish
+        offset: int | None = None
+        failures = 0
+        while not stop.is_set():
+            request = asyncio.create_task(
+                bot(
+                    GetUpdates(
+                        offset=offset,
+                        timeout=self.options.polling_timeout,
+                        allowed_updates=ALLOWED_UPDATES,
+                    ),
+                    request_timeout=self.options.polling_timeout + 10,
+                )
             )
-        )
-        stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait({polling, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if not polling.done():
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({request, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not request.done():  # stopping: nothing of this request was handled, so nothing is lost
+                request.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await request
+                return
             try:
-                await dispatcher.stop_polling()
-            except RuntimeError:  # stopped before polling had started
-                polling.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await polling
+                updates = request.result()
+            except Exception as exc:
+                failures += 1
+                pause = min(30.0, self.options.limits.retry_base * 2 ** min(failures, 5))
+                log.warning("getUpdates failed (%s); again in %.1fs", type(exc).__name__, pause)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), pause)
+                continue
+            failures = 0
+            if not updates:
+                continue
+            # Chats in parallel; one chat's updates in order (the handlers take the chat's lock in
+            # the order the tasks start).
+            await asyncio.gather(*(self._feed(bot, dispatcher, update) for update in updates))
+            offset = max(update.update_id for update in updates) + 1
+
+    async def _feed(self, bot: Bot, dispatcher: Dispatcher, update: Update) -> None:
+        try:
+            await dispatcher.feed_update(bot, update)
+        except Exception:  # skipped and logged: one bad update must not stall the others
+            log.exception("update %s failed", update.update_id)
 
     async def _serve_webhook(self, bot: Bot, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
         s = self.settings

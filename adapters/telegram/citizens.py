@@ -10,11 +10,11 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiogram.enums import ContentType
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.exceptions import TelegramForbiddenError
 from aiogram.types import CallbackQuery, Message
 
 from adapters.telegram.outbox import GiveUp
-from adapters.telegram.sender import Limits, Sender, answer_quietly, backoff
+from adapters.telegram.sender import Limits, Sender, answer_quietly
 from adapters.telegram.translate import PLATFORM, from_callback, from_message
 from bot.dialogue import Dialogue
 from bot.messages import Incoming, Reply, valid_text
@@ -110,13 +110,17 @@ class Citizens:
         chat_id = int(incoming.chat_id)
         if await self.store.is_chat_blocked(PLATFORM, incoming.chat_id):
             await self.store.set_chat_blocked(PLATFORM, incoming.chat_id, False)  # they are back
-        replies = await self.dialogue.handle(incoming)
-        if not replies:
+        # The replies are in the outbox once this returns (committed with the turn); the outbox
+        # worker sends them, in order, within the rate limits.
+        handled = await self.dialogue.handle_queued(incoming)
+        if handled.send_now:  # the store failed: a best-effort "technical problem" answer
+            await self.deliver(chat_id, list(handled.send_now))
+            return
+        if not handled.queued:
             return  # a duplicate update
         if message is not None and incoming.attachments:
             await self._copy_to_ticket(message)
-        self.nudge()  # the turn may have put a ticket event in the outbox
-        await self.deliver(chat_id, replies)
+        self.nudge()
 
     async def _copy_to_ticket(self, message: Message) -> None:
         """The core keeps "[photo]" in the ticket; the operators also get the photo itself, with its
@@ -143,24 +147,12 @@ class Citizens:
         )
 
     async def deliver(self, chat_id: int, replies: list[Reply]) -> None:
-        """Send the core's replies now; what cannot be sent now goes to the outbox, in order."""
-        for i, reply in enumerate(replies):
+        """Send replies that could not be stored (the store failed), once, best effort."""
+        for reply in replies:
             try:
                 await self.sender.send_reply(chat_id, reply)
-            except TelegramForbiddenError:
-                log.info("chat %s blocked the bot", chat_id)
-                await self.store.set_chat_blocked(PLATFORM, str(chat_id), True)
-                return
-            except TelegramBadRequest as exc:
-                log.error("reply to chat %s refused: %s", chat_id, exc.message)
             except Exception as exc:
-                log.warning("reply to chat %s postponed to the outbox: %s", chat_id, exc)
-                now = self.dialogue.clock()
-                delay = float(getattr(exc, "retry_after", 0) or backoff(self.limits, 0))
-                for later in replies[i:]:
-                    await self.store.enqueue(
-                        OutboxItem(PLATFORM, str(chat_id), later, next_at=now + delay, created_at=now)
-                    )
+                log.warning("unstored reply to a chat not sent: %s", type(exc).__name__)
                 return
 
     async def deliver_item(self, item: OutboxItem) -> None:

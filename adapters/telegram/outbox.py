@@ -26,8 +26,9 @@ class TryLater(Exception):
 
 
 class OutboxWorker:
-    """Delivers due items of one platform. Items that share a key (a chat, a ticket) keep their order:
-    after one fails, the later ones wait for it."""
+    """Delivers due items of one platform: the items of one key (a chat, a ticket) one at a time in
+    order, different keys concurrently (the sender's rate limiter paces them). After an item fails,
+    the later ones of its key wait for it."""
 
     def __init__(
         self,
@@ -39,6 +40,7 @@ class OutboxWorker:
         clock: Callable[[], float],
         limits: Limits,
         interval: float = 1.0,
+        batch: int = 500,
     ):
         self.store = store
         self.platform = platform
@@ -47,9 +49,11 @@ class OutboxWorker:
         self.clock = clock
         self.limits = limits
         self.interval = interval
+        self.batch = batch
         self.wake = asyncio.Event()
         self._stopping = False
         self._held: dict[str, float] = {}  # key -> when its failed item is due again
+        self._busy: dict[str, asyncio.Task[None]] = {}  # key -> the task delivering its items now
 
     def nudge(self) -> None:
         self.wake.set()
@@ -59,29 +63,48 @@ class OutboxWorker:
         self.wake.set()
 
     async def run(self) -> None:
-        while not self._stopping:
-            self.wake.clear()
-            try:
-                await self.drain()
-            except Exception:
-                log.exception("outbox %s: a pass failed", self.platform)
-            if self._stopping:
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self.interval)
+        try:
+            while not self._stopping:
+                self.wake.clear()
+                try:
+                    await self.drain()
+                except Exception:
+                    log.exception("outbox %s: a pass failed", self.platform)
+                if self._stopping:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), self.interval)
+        finally:
+            # What is being sent finishes (or is cancelled with us: it stays pending, sent again later).
+            if self._busy:
+                await asyncio.gather(*self._busy.values(), return_exceptions=True)
 
     async def drain(self) -> None:
+        """Start delivering every due item whose key is not already being delivered or held."""
         now = self.clock()
         self._held = {k: t for k, t in self._held.items() if t > now}
-        for item in await self.store.due((self.platform,), now):
-            if self._stopping:
-                return
+        queues: dict[str, list[OutboxItem]] = {}
+        for item in await self.store.due((self.platform,), now, self.batch):
             key = self.key(item)
-            if key in self._held:
-                continue
-            delay = await self._attempt(item)
-            if delay is not None:
-                self._held[key] = self.clock() + delay
+            if key not in self._held and key not in self._busy:
+                queues.setdefault(key, []).append(item)
+        for key, items in queues.items():
+            self._busy[key] = asyncio.create_task(self._deliver_in_order(key, items))
+
+    async def _deliver_in_order(self, key: str, items: list[OutboxItem]) -> None:
+        try:
+            for item in items:
+                if self._stopping:
+                    return
+                delay = await self._attempt(item)
+                if delay is not None:
+                    self._held[key] = self.clock() + delay
+                    return
+        except Exception:
+            log.exception("outbox %s: delivering failed", self.platform)
+        finally:
+            del self._busy[key]
+            self.wake.set()  # the key's later items, if any, are due now
 
     async def _attempt(self, item: OutboxItem) -> float | None:
         """Deliver one item; the retry delay when it must wait, None when it is settled."""

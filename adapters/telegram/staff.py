@@ -66,18 +66,35 @@ class Membership:
         self.ttl = ttl
         self.clock = clock
         self._known: dict[int, tuple[bool, float]] = {}  # user id -> (member, until)
+        self._asking: dict[int, asyncio.Future[bool]] = {}
+        self._overtaken: set[int] = set()  # asked about, and a chat_member update arrived meanwhile
 
     async def is_member(self, user_id: int) -> bool:
         known = self._known.get(user_id)
         if known is not None and known[1] > self.clock():
             return known[0]
+        # One question per person at a time: a burst of their updates waits for the same answer.
+        asking = self._asking.get(user_id)
+        if asking is None:
+            asking = asyncio.ensure_future(self._ask(user_id))
+            self._asking[user_id] = asking
+            asking.add_done_callback(lambda _: self._asking.pop(user_id, None))
+        return await asyncio.shield(asking)
+
+    async def _ask(self, user_id: int) -> bool:
         try:
             member = await self.sender.bot(GetChatMember(chat_id=self.chat_id, user_id=user_id))
+            answer: bool | None = counts_as_member(member.status, getattr(member, "is_member", None))
         except Exception as exc:  # an API error, a network error, an answer aiogram cannot read
             log.warning("cannot check membership in the operators' chat: %s", type(exc).__name__)
+            answer = None
+        if user_id in self._overtaken:  # a chat_member update came while we asked: it is newer
+            self._overtaken.discard(user_id)
+            return self._known[user_id][0]
+        if answer is None:
             return False  # fail closed, and ask again next time
-        self.remember(user_id, counts_as_member(member.status, getattr(member, "is_member", None)))
-        return self._known[user_id][0]
+        self.remember(user_id, answer)
+        return answer
 
     def remember(self, user_id: int, member: bool) -> None:
         if len(self._known) >= MAX_CACHED:
@@ -91,6 +108,8 @@ class Membership:
             return
         new = update.new_chat_member
         self.remember(new.user.id, counts_as_member(new.status, getattr(new, "is_member", None)))
+        if new.user.id in self._asking:
+            self._overtaken.add(new.user.id)
 
 
 class TopicLocks:

@@ -1,9 +1,11 @@
 """Webhook mode: a small aiohttp app that accepts updates only with Telegram's secret header.
 
 A request without the right X-Telegram-Bot-Api-Secret-Token gets 401 and is not read at all.
-Accepted updates are handled in the background, so Telegram gets its 200 at once. A body that is
-not JSON (or is nested too deep to read) gets 400; an update aiogram cannot read is logged and
-skipped with 200, so Telegram does not keep redelivering it.
+An accepted update is answered 200 only after it was handled (its turn committed, the replies in
+the outbox): Telegram sends it again if the process dies before that, and the stored update ids
+keep the second delivery from being answered twice. A body that is not JSON (or is nested too deep
+to read) gets 400; an update aiogram cannot read is logged and skipped with 200, so Telegram does
+not keep redelivering it.
 """
 
 from __future__ import annotations
@@ -76,9 +78,12 @@ class WebhookServer:
             return web.Response(status=400, text="Bad update")
         if not update.model_fields_set - {"update_id"}:
             return web.json_response({})  # unreadable, logged and skipped: Telegram may move on
+        # Shielded: a dropped connection must not cancel a turn half-way (it finishes, and the
+        # redelivery is recognised as a duplicate).
         task = asyncio.create_task(self._feed(update))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        await asyncio.shield(task)
         return web.json_response({})
 
     async def _feed(self, update: Update) -> None:

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from typing import Any, Generic, TypeVar
 
 from adapters.vk import longpoll
@@ -102,7 +102,7 @@ class VkAdapter:
         self._numbered: Recent[int, tuple[Button, ...]] = Recent()
         self._seen: Recent[str, bool] = Recent()
         self._chats = ChatLocks()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._outbox_wake = asyncio.Event()  # set when a turn put replies in the outbox
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -116,6 +116,7 @@ class VkAdapter:
                 await self._serve_callback(stop)
             else:
                 group_id = self.settings.vk_group_id or await self._own_group_id()
+                cursor = f"vk.longpoll.ts.{group_id}"
                 await longpoll.listen(
                     self.client,
                     group_id,
@@ -124,13 +125,13 @@ class VkAdapter:
                     wait=self.longpoll_wait,
                     retry_base=self.retry_base,
                     connected=self.ready,
+                    resume_from=await self.store.get_cursor(cursor),
+                    save=lambda ts: self.store.set_cursor(cursor, ts),
                     start_attempts=self.start_attempts,
                 )
         finally:
             stop.set()
             await outbox
-            if self._tasks:
-                await asyncio.gather(*self._tasks, return_exceptions=True)
             client, self.client = self.client, None
             await asyncio.to_thread(client.close)  # may wait for a long poll request to end
 
@@ -155,8 +156,10 @@ class VkAdapter:
         groups = answer.get("groups", []) if isinstance(answer, dict) else answer  # 5.199 wraps the list
         return int(groups[0]["id"])
 
-    def accept(self, raw: dict[str, Any]) -> None:
-        """Take one raw event (from either delivery way): dedupe, then handle it in the background."""
+    async def accept(self, raw: dict[str, Any]) -> None:
+        """Take one raw event (from either delivery way) and return once it is handled: its turn
+        committed with its replies in the outbox. Only then may the caller acknowledge it to VK
+        (answer "ok" to the Callback API, save the long poll position)."""
         try:
             event = parse_event(raw)
         except Exception:  # parse_event means never to raise; one odd event must not stop the rest
@@ -167,13 +170,10 @@ class VkAdapter:
         if event.update_id in self._seen:
             log.debug("VK event %s repeated, ignored", event.update_id)
             return
-        self._seen.put(event.update_id, True)
-        self._spawn(self._handle(event))
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # Remembered only once handled: a copy that comes while the first is still in progress
+        # must not be acknowledged before it; it goes to the core, which waits for the first
+        # (the chat's lock) and then drops it as a duplicate.
+        await self._handle(event)
 
     # -- events ----------------------------------------------------------------------------------
 
@@ -192,8 +192,12 @@ class VkAdapter:
                     incoming = self._message_incoming(event)
                 if await self.store.is_chat_blocked(PLATFORM, str(event.peer_id)):
                     await self.store.set_chat_blocked(PLATFORM, str(event.peer_id), False)  # they write: allowed
-                replies = await self.dialogue.handle(incoming)
-                await self._deliver(event.peer_id, replies, event.update_id)
+                handled = await self.dialogue.handle_queued(incoming)
+                if handled.send_now:  # the store failed: a best-effort "technical problem" answer
+                    await self._deliver(event.peer_id, list(handled.send_now), event.update_id)
+                elif handled.queued:
+                    self._outbox_wake.set()
+            self._seen.put(event.update_id, True)
         except Exception:
             log.exception("VK event %s failed", event.update_id)
 
@@ -246,32 +250,12 @@ class VkAdapter:
     # -- sending ---------------------------------------------------------------------------------
 
     async def _deliver(self, peer_id: int, replies: list[Reply], seed: str) -> None:
-        """Send the core's replies now; what cannot be sent now goes to the outbox, in order."""
+        """Send replies that could not be stored (the store failed), once, best effort."""
         for index, reply in enumerate(replies):
-            reply_seed = f"{seed}:{index}"
             try:
-                await self.send_reply(peer_id, reply, reply_seed)
+                await self.send_reply(peer_id, reply, f"{seed}:{index}")
             except VkSendError as exc:
-                if exc.blocked:
-                    await self.store.set_chat_blocked(PLATFORM, str(peer_id), True)
-                    log.info("VK chat %s does not accept messages (%s)", peer_id, exc)
-                    return
-                if not exc.retry:
-                    log.error("VK refused a reply to %s: %s", peer_id, exc)
-                    continue
-                log.warning("VK reply to %s postponed to the outbox: %s", peer_id, exc)
-                now = time.time()
-                for later_index, later in enumerate(replies[index:], start=index):
-                    await self.store.enqueue(
-                        OutboxItem(
-                            PLATFORM,
-                            str(peer_id),
-                            later,
-                            event=f"{RANDOM_SEED}{seed}:{later_index}",
-                            next_at=now + self.retry_base,
-                            created_at=now,
-                        )
-                    )
+                log.warning("VK unstored reply not sent: %s", exc)
                 return
 
     async def send_reply(self, peer_id: int, reply: Reply, seed: str) -> None:
@@ -305,23 +289,38 @@ class VkAdapter:
     # -- the outbox ------------------------------------------------------------------------------
 
     async def _outbox_worker(self, stop: asyncio.Event) -> None:
+        """Every reply goes out from here, in order per chat; a turn nudges it. After an item fails
+        the chat's later items wait for its retry (VK's rate limit paces all chats together)."""
         while not stop.is_set():
+            self._outbox_wake.clear()
+            sent = 0
             try:
-                for item in await self.store.due((PLATFORM,), time.time()):
+                held: set[str] = set()
+                for item in await self.store.due((PLATFORM,), time.time(), 500):
                     if stop.is_set() or self.client is None:
                         break
-                    await self._deliver_item(item)
+                    if item.chat_id in held:
+                        continue
+                    if await self._deliver_item(item):
+                        sent += 1
+                    else:  # to be retried: the chat's later replies must not overtake it
+                        held.add(item.chat_id)
             except Exception:
                 log.exception("VK outbox round failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.outbox_every)
+            if sent:
+                continue  # more may have come in meanwhile
+            waits = {asyncio.create_task(self._outbox_wake.wait()), asyncio.create_task(stop.wait())}
+            await asyncio.wait(waits, timeout=self.outbox_every, return_when=asyncio.FIRST_COMPLETED)
+            for waiting in waits:
+                waiting.cancel()
 
-    async def _deliver_item(self, item: OutboxItem) -> None:
+    async def _deliver_item(self, item: OutboxItem) -> bool:
+        """Send one item; False when it waits for a retry."""
         try:
             peer_id = int(item.chat_id)
         except ValueError:
             await self.store.give_up(item.id, f"not a VK peer id: {item.chat_id!r}")
-            return
+            return True
         seed = item.event[len(RANDOM_SEED) :] if item.event.startswith(RANDOM_SEED) else f"outbox:{item.id}"
         try:
             await self.send_reply(peer_id, item.reply, seed)
@@ -333,11 +332,13 @@ class VkAdapter:
             elif exc.retry:
                 pause = min(MAX_OUTBOX_PAUSE, self.retry_base * 2**item.attempts)
                 await self.store.retry_later(item.id, time.time() + pause, str(exc))
+                return False
             else:
                 await self.store.give_up(item.id, str(exc))
                 log.error("VK refused outbox item %s: %s", item.id, exc)
-            return
+            return True
         await self.store.mark_sent(item.id)
+        return True
 
 
 class ChatLocks:

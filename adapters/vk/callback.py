@@ -1,9 +1,11 @@
 """Callback API: VK POSTs each event to our web endpoint.
 
 VK wants the confirmation string for {"type": "confirmation"} and the body "ok" for every accepted
-event, quickly (it redelivers otherwise), so events are handed on and processed in the background.
-A wrong secret or group gets 403 and is not processed; the app is never made without both (fail
-closed), and a body that is not a JSON object (or is nested too deep to read) gets 400.
+event (it redelivers otherwise). "ok" is answered only once the event is handled (its turn
+committed, the replies in the outbox), so an event in progress when the process dies is delivered
+again; a turn takes milliseconds, well within VK's timeout. A wrong secret or group gets 403 and is
+not processed; the app is never made without both (fail closed), and a body that is not a JSON
+object (or is nested too deep to read) gets 400.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -22,7 +24,7 @@ MAX_BODY = 1024 * 1024
 
 
 def make_app(
-    on_event: Callable[[dict[str, Any]], None],
+    on_event: Callable[[dict[str, Any]], Awaitable[None]],
     *,
     secret: str,
     confirmation_code: str,
@@ -50,7 +52,7 @@ def make_app(
         if not isinstance(given, str) or not hmac.compare_digest(given.encode("utf-8", "replace"), expected):
             log.warning("VK callback with a wrong secret refused")
             return web.Response(status=403, text="forbidden")
-        on_event(body)
+        await on_event(body)
         return web.Response(text="ok")
 
     app = web.Application(client_max_size=MAX_BODY)

@@ -2,6 +2,13 @@
 
 The long poll server's address comes from groups.getLongPollServer, so a proxy or a test fake
 named by VK_API_BASE hands out its own address.
+
+The position (`ts`) moves on only after a batch of events is handled (each turn committed) and is
+saved, so a restart asks VK for the events from where the last handled batch ended, not for a fresh
+position that would skip whatever came in meanwhile. If the saved `ts` is too old VK answers
+failed=1 with a new one (the history in between is lost, VK keeps it for a limited time); failed=2
+(the key expired) gets a new key and keeps `ts`; failed=3 gets a new key and `ts` — vk_api's
+`check` does each of these, as VK's documentation says.
 """
 
 from __future__ import annotations
@@ -9,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import requests
@@ -47,28 +54,38 @@ class LongPollUnavailable(RuntimeError):
 async def listen(
     client: VkApiClient,
     group_id: int,
-    on_event: Callable[[dict[str, Any]], None],
+    on_event: Callable[[dict[str, Any]], Awaitable[None]],
     stop: asyncio.Event,
     *,
     wait: int = 25,
     retry_base: float = 1.0,
     connected: asyncio.Event | None = None,
+    resume_from: str | None = None,
+    save: Callable[[str], Awaitable[None]] | None = None,
     start_attempts: int | None = None,
 ) -> None:
-    """Hand every event to `on_event` until `stop` is set; network and server trouble only pause.
+    """Hand every event to `on_event` (which returns once it is handled) until `stop` is set;
+    network and server trouble only pause.
 
-    `connected` is set once the server's address and starting point are known. Before the first
-    connection, `start_attempts` failures in a row give up (LongPollUnavailable): a bot that never
-    started should exit and be restarted, while a running one waits out any outage.
+    `connected` is set once the server's address and starting point are known. `resume_from` is
+    the saved position; `save` is given each new position once the events before it are handled.
+    Before the first connection, `start_attempts` failures in a row give up (LongPollUnavailable):
+    a bot that never started should exit and be restarted, while a running one waits out any outage.
     """
     poll: RawLongPoll | None = None
     failures = 0
     ever_connected = False
+    ts = resume_from
     try:
         while not stop.is_set():
             try:
                 if poll is None:
                     poll = await client.run_blocking(RawLongPoll, client.vk, group_id, wait)
+                    if ts is not None:
+                        poll.ts = ts  # resume where the handled events end, not at "now"
+                    else:  # the very first start: from now on, and a crash resumes from here too
+                        ts = str(poll.ts)
+                        await _save(save, ts)
                     log.info("VK long poll connected (group %s)", group_id)
                     ever_connected = True
                     if connected is not None:
@@ -94,8 +111,21 @@ async def listen(
                     await asyncio.wait_for(stop.wait(), pause)
                 continue
             failures = 0
-            for event in events:
-                on_event(event.raw)
+            # Chats in parallel; one chat's events in order (each takes its chat's lock in the
+            # order the tasks start).
+            await asyncio.gather(*(on_event(event.raw) for event in events))
+            if poll.ts != ts:
+                ts = str(poll.ts)
+                await _save(save, ts)
     finally:
         if poll is not None:
             poll.session.close()
+
+
+async def _save(save: Callable[[str], Awaitable[None]] | None, ts: str) -> None:
+    if save is None:
+        return
+    try:
+        await save(ts)
+    except Exception:  # e.g. a full disk: kept in memory, saved with the next batch
+        log.exception("VK long poll position not saved")

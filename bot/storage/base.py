@@ -21,7 +21,15 @@ class Turn:
     outbox: tuple[OutboxItem, ...] = field(default=())
 
 
+class StoreUnavailable(Exception):
+    """The store cannot be opened for writing (unwritable, locked, not a database); the message says why."""
+
+
 class Store(ABC):
+    # Exceptions that mean "the storage failed" (disk full, locked, I/O error) rather than a bug in
+    # the caller: the dialogue answers the citizen "technical problem, write later" on these.
+    failures: tuple[type[BaseException], ...] = ()
+
     async def open(self) -> None:  # noqa: B027 - optional hook
         """Prepare the store (connect, migrate)."""
 
@@ -105,6 +113,14 @@ class Store(ABC):
 
     @abstractmethod
     async def is_chat_blocked(self, platform: str, chat_id: str) -> bool: ...
+
+    # where a platform's event stream was last read up to (e.g. VK Long Poll's ts), saved after the
+    # events before it were committed, so a restart resumes there
+    @abstractmethod
+    async def get_cursor(self, name: str) -> str | None: ...
+
+    @abstractmethod
+    async def set_cursor(self, name: str, value: str) -> None: ...
 
     # the editors' to-do list
     @abstractmethod

@@ -20,6 +20,7 @@ class MemoryStore(Store):
         self.outbox: dict[int, OutboxItem] = {}
         self.blocked: set[tuple[str, str]] = set()
         self.unanswered_log: list[tuple[str, str, str, float]] = []
+        self.cursors: dict[str, str] = {}
 
     async def seen_update(self, platform: str, update_id: str) -> bool:
         return (platform, update_id) in self.updates
@@ -133,6 +134,12 @@ class MemoryStore(Store):
 
     async def is_chat_blocked(self, platform: str, chat_id: str) -> bool:
         return (platform, chat_id) in self.blocked
+
+    async def get_cursor(self, name: str) -> str | None:
+        return self.cursors.get(name)
+
+    async def set_cursor(self, name: str, value: str) -> None:
+        self.cursors[name] = value
 
     async def unanswered(self, since: float, limit: int = 30) -> list[UnansweredGroup]:
         counts: Counter[str] = Counter()

@@ -8,8 +8,11 @@ process. Other processes (the `gosbot tickets` commands while the bot runs) wait
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiosqlite
@@ -24,7 +27,7 @@ from bot.records import (
     reply_from_json,
     reply_to_json,
 )
-from bot.storage.base import Store, Turn
+from bot.storage.base import Store, StoreUnavailable, Turn
 
 # Append only: a released migration is never edited, a new one is added.
 MIGRATIONS: tuple[str, ...] = (
@@ -64,6 +67,9 @@ MIGRATIONS: tuple[str, ...] = (
         id INTEGER PRIMARY KEY, text TEXT NOT NULL, normalized TEXT NOT NULL,
         outcome TEXT NOT NULL, at REAL NOT NULL);
     CREATE INDEX unanswered_at ON unanswered (at);
+    """,
+    """
+    CREATE TABLE cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
 )
 
@@ -113,22 +119,38 @@ def _outbox(row: sqlite3.Row) -> OutboxItem:
 
 
 class SqliteStore(Store):
-    def __init__(self, path: Path | str):
+    failures = (sqlite3.Error,)
+
+    def __init__(self, path: Path | str, *, busy_timeout: float = 30.0):
         self.path = Path(path)
+        self.busy_timeout = busy_timeout
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
-        if self.path.parent and not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(self.path, timeout=30)
-        db.row_factory = sqlite3.Row
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await db.execute("PRAGMA busy_timeout=30000")
-        await db.execute("PRAGMA foreign_keys=ON")
-        self._db = db
-        await self._migrate()
+        """Connect, migrate and prove that a write commits; StoreUnavailable (one line) if not."""
+        db: aiosqlite.Connection | None = None
+        try:
+            if not self.path.parent.exists():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            # A plain open first: when aiosqlite's own open fails, its thread outlives the error.
+            await asyncio.to_thread(_can_open, self.path)
+            db = await aiosqlite.connect(self.path, timeout=self.busy_timeout)
+            db.row_factory = sqlite3.Row
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+            await db.execute("PRAGMA foreign_keys=ON")
+            self._db = db
+            await self._migrate()
+            # A read-only file or folder, or another process holding the write lock, shows only
+            # when writing: find out now rather than at the first citizen's message.
+            await self.set_cursor("store.opened", repr(time.time()))
+        except (sqlite3.Error, OSError) as exc:
+            self._db = None
+            if db is not None:
+                await db.close()  # else its thread keeps the process alive
+            raise StoreUnavailable(f"cannot use the database {self.path}: {_reason(exc)}") from exc
 
     async def close(self) -> None:
         if self._db is not None:
@@ -292,8 +314,8 @@ class SqliteStore(Store):
 
     async def update_ticket(self, ticket: Ticket) -> None:
         t = ticket
-        async with self._lock:
-            await self.db.execute(
+        async with self._writing() as db:
+            await db.execute(
                 "UPDATE tickets SET topic=?, priority=?, status=?, due_at=?, operator=?, closed_at=?, rating=?, "
                 "steps_tried=?, candidates=?, desk_ref=?, overdue_announced=?, user_name=? WHERE number=?",
                 (
@@ -312,7 +334,6 @@ class SqliteStore(Store):
                     t.number,
                 ),
             )
-            await self.db.commit()
 
     async def list_tickets(self, status: str | None = None, overdue_at: float | None = None) -> list[Ticket]:
         where: list[str] = ["1=1"]
@@ -331,12 +352,11 @@ class SqliteStore(Store):
         return [_ticket(r) for r in rows]
 
     async def add_ticket_message(self, message: TicketMessage) -> None:
-        async with self._lock:
-            await self.db.execute(
+        async with self._writing() as db:
+            await db.execute(
                 "INSERT INTO ticket_messages (ticket, role, text, author, at) VALUES (?,?,?,?,?)",
                 (message.ticket, message.role, message.text, message.author, message.at),
             )
-            await self.db.commit()
 
     async def ticket_messages(self, number: int) -> list[TicketMessage]:
         async with self._lock:
@@ -369,9 +389,8 @@ class SqliteStore(Store):
         return cursor.lastrowid
 
     async def enqueue(self, item: OutboxItem) -> int:
-        async with self._lock:
+        async with self._writing():
             item_id = await self._insert_outbox(item)
-            await self.db.commit()
         return item_id
 
     async def due(self, platforms: tuple[str, ...], now: float, limit: int = 50) -> list[OutboxItem]:
@@ -385,10 +404,22 @@ class SqliteStore(Store):
             rows = await cursor.fetchall()
         return [_outbox(r) for r in rows]
 
-    async def _write(self, sql: str, args: tuple[object, ...]) -> None:
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction: committed at the end, rolled back on any failure (a full disk must
+        not leave half a transaction open for the next writer to commit)."""
         async with self._lock:
-            await self.db.execute(sql, args)
-            await self.db.commit()
+            try:
+                yield self.db
+                await self.db.commit()
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    await self.db.rollback()
+                raise
+
+    async def _write(self, sql: str, args: tuple[object, ...]) -> None:
+        async with self._writing() as db:
+            await db.execute(sql, args)
 
     async def mark_sent(self, item_id: int) -> None:
         await self._write("UPDATE outbox SET status='sent', error='' WHERE id=?", (item_id,))
@@ -430,6 +461,20 @@ class SqliteStore(Store):
             )
             return await cursor.fetchone() is not None
 
+    # -- cursors ---------------------------------------------------------------------------------
+
+    async def get_cursor(self, name: str) -> str | None:
+        async with self._lock:
+            cursor = await self.db.execute("SELECT value FROM cursors WHERE name=?", (name,))
+            row = await cursor.fetchone()
+        return str(row["value"]) if row else None
+
+    async def set_cursor(self, name: str, value: str) -> None:
+        await self._write(
+            "INSERT INTO cursors (name, value) VALUES (?,?) ON CONFLICT (name) DO UPDATE SET value=excluded.value",
+            (name, value),
+        )
+
     # -- editors ---------------------------------------------------------------------------------
 
     async def unanswered(self, since: float, limit: int = 30) -> list[UnansweredGroup]:
@@ -442,3 +487,19 @@ class SqliteStore(Store):
             )
             rows = await cursor.fetchall()
         return [UnansweredGroup(r["normalized"], r["n"], r["example"], r["last_at"], r["outcomes"] or "") for r in rows]
+
+
+def _can_open(path: Path) -> None:
+    sqlite3.connect(path).close()
+
+
+def _reason(exc: BaseException) -> str:
+    """Why the database cannot be used, in one line a person can act on."""
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
+        return f"{text} (another process is writing to it; stop it or use another GOSBOT_DB)"
+    if isinstance(exc, sqlite3.OperationalError) and ("readonly" in text or "unable to open" in text):
+        return f"{text} (a folder on the way is missing, not a folder, or not writable)"
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or text} ({exc.filename or ''})".replace(" ()", "")
+    return text

@@ -1,8 +1,11 @@
 """A small fake of the Telegram Bot API on 127.0.0.1, for aiogram's real HTTP client.
 
-It records every call, serves getUpdates from a queue the test fills (long polling, with offsets),
-and misbehaves on request: a 429 with retry_after or a 500 once, a chat that blocked the bot, a
-deleted forum topic, who is a member of the operators' chat.
+It records every call, serves getUpdates from a queue the test fills (long polling, with offsets:
+an update is kept until a later getUpdates' offset passes it, as Telegram does), or, once the bot
+set a webhook and the test named where it really listens (`webhook_target`), POSTs each update
+there and keeps redelivering it until it is answered 200. It misbehaves on request: a 429 with
+retry_after or a 500 once, a message delivered but its answer lost (`deliver=True`), a chat that
+blocked the bot, a deleted forum topic, who is a member of the operators' chat.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from adapters.telegram import Limits, TelegramOptions
@@ -34,6 +38,7 @@ class Call:
     params: dict[str, Any]
     status: int
     at: float  # time.monotonic() when answered
+    delivered: bool = False  # a message reached the chat (also when its answer was then lost)
 
     @property
     def ok(self) -> bool:
@@ -53,6 +58,7 @@ class Failure:
     description: str
     retry_after: int | None = None
     times: int = 1
+    deliver: bool = False  # do the call, then answer with the error anyway (the answer is lost)
 
 
 class FakeBotAPI:
@@ -73,6 +79,10 @@ class FakeBotAPI:
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
+        self.webhook_target: str | None = None  # where the bot's webhook really listens (tests set it)
+        self.webhook_secret: str | None = None  # set by setWebhook; None: no webhook
+        self.webhook_posts = 0  # every POST of an update (redeliveries included)
+        self._webhook_task: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -88,6 +98,10 @@ class FakeBotAPI:
         return self.base_url
 
     async def close(self) -> None:
+        if self._webhook_task is not None:
+            self._webhook_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._webhook_task
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -107,8 +121,25 @@ class FakeBotAPI:
             self._changed.notify_all()
         return ids
 
-    def fail(self, method: str, status: int, description: str, *, retry_after: int | None = None, times: int = 1):
-        self._failures.append(Failure(method, status, description, retry_after, times))
+    def fail(
+        self,
+        method: str,
+        status: int,
+        description: str,
+        *,
+        retry_after: int | None = None,
+        times: int = 1,
+        deliver: bool = False,
+    ) -> None:
+        self._failures.append(Failure(method, status, description, retry_after, times, deliver))
+
+    def delivered(self, chat_id: int | None = None) -> list[Call]:
+        """Every message a chat (or any chat) received, in order, duplicates included."""
+        return [
+            c
+            for c in self.calls
+            if c.method == "sendMessage" and c.delivered and chat_id in (None, c.params.get("chat_id"))
+        ]
 
     def malformed(self, method: str) -> None:
         """Answer `method` with a body that is not JSON (a proxy's error page), every time."""
@@ -147,8 +178,12 @@ class FakeBotAPI:
         if method in self._malformed:
             self.calls.append(Call(method, params, 200, time.monotonic()))
             return web.Response(text="<html>502 Bad Gateway</html>", content_type="text/html")
-        status, body = self._answer(method, params)
-        self.calls.append(Call(method, params, status, time.monotonic()))
+        status, body, delivered = self._answer(method, params)
+        self.calls.append(Call(method, params, status, time.monotonic(), delivered))
+        if method == "setWebhook" and status == 200:
+            self._start_webhook(params.get("secret_token", ""))
+        elif method == "deleteWebhook" and status == 200:
+            self.webhook_secret = None
         async with self._changed:
             self._changed.notify_all()
         return web.json_response(body, status=status)
@@ -163,16 +198,63 @@ class FakeBotAPI:
             async with self._changed:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait_for(lambda: bool(self._updates)), 0.3)
-        return list(self._updates)
+        return list(self._updates[: params.get("limit", 100)])
 
-    def _answer(self, method: str, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    # -- webhook delivery ------------------------------------------------------------------------
+
+    def _start_webhook(self, secret: str) -> None:
+        self.webhook_secret = secret
+        if self.webhook_target is not None and self._webhook_task is None:
+            self._webhook_task = asyncio.create_task(self._post_updates())
+
+    async def _post_updates(self) -> None:
+        """Like Telegram: each update is POSTed until answered 200 (one at a time per chat, chats in
+        parallel, at most 40 connections), redelivered after a failure or a refused connection."""
+        in_flight: set[int] = set()
+        tasks: set[asyncio.Task[None]] = set()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+
+            async def post(update: dict[str, Any], chat: int) -> None:
+                self.webhook_posts += 1
+                try:
+                    async with http.post(
+                        self.webhook_target or "",
+                        json=update,
+                        headers={"X-Telegram-Bot-Api-Secret-Token": self.webhook_secret or ""},
+                    ) as answer:
+                        if answer.status == 200:
+                            self._updates.remove(update)
+                except (aiohttp.ClientError, TimeoutError):
+                    await asyncio.sleep(0.05)  # the bot is down: try again soon
+                finally:
+                    in_flight.discard(chat)
+
+            while True:
+                if self.webhook_secret is not None:
+                    for update in list(self._updates):
+                        chat = _chat_of(update)
+                        if chat in in_flight or len(in_flight) >= 40:
+                            continue
+                        in_flight.add(chat)
+                        task = asyncio.create_task(post(update, chat))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+                await asyncio.sleep(0.01)
+
+    def _answer(self, method: str, p: dict[str, Any]) -> tuple[int, dict[str, Any], bool]:
+        """(status, body, whether a message reached its chat)."""
         for failure in self._failures:
             if failure.method == method and failure.times > 0:
                 failure.times -= 1
                 body: dict[str, Any] = {"ok": False, "error_code": failure.status, "description": failure.description}
                 if failure.retry_after is not None:
                     body["parameters"] = {"retry_after": failure.retry_after}
-                return failure.status, body
+                delivered = failure.deliver and self._work(method, p)[0] == 200
+                return failure.status, body, delivered
+        status, body = self._work(method, p)
+        return status, body, status == 200 and method == "sendMessage"
+
+    def _work(self, method: str, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if method in ("sendMessage", "copyMessage") and p.get("chat_id") in self.blocked_chats:
             return _error(403, "Forbidden: bot was blocked by the user")
         if method in ("sendMessage", "copyMessage") and p.get("message_thread_id") in self.deleted_threads:
@@ -290,6 +372,13 @@ STICKER = {
     }
 }
 PHOTO = {"photo": [{"file_id": "photo1", "file_unique_id": "p1", "width": 640, "height": 480}]}
+
+
+def _chat_of(update: dict[str, Any]) -> int:
+    if "message" in update:
+        return int(update["message"]["chat"]["id"])
+    query = update.get("callback_query", {})
+    return int(query.get("message", {}).get("chat", {}).get("id", 0))
 
 
 def _parse(form: Any) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from adapters.telegram.desk import card_buttons, parse_card_action
@@ -104,3 +106,78 @@ def test_card_buttons_round_trip_and_forgeries_are_refused():
 def test_webhook_path_comes_from_the_url():
     assert webhook_path("https://bot.example.org/tg/hook") == "/tg/hook"
     assert webhook_path("https://bot.example.org") == "/telegram/webhook"
+
+
+class _AnsweringBot:
+    """Stands in for aiogram's Bot in Membership: answers getChatMember slowly, counting calls."""
+
+    def __init__(self, statuses: dict[int, str]):
+        self.statuses = statuses
+        self.asked: list[int] = []
+        self.release = asyncio.Event()
+
+    async def __call__(self, method):
+        from aiogram.types import ChatMemberLeft, ChatMemberMember, User
+
+        self.asked.append(method.user_id)
+        await self.release.wait()
+        user = User(id=method.user_id, is_bot=False, first_name="x")
+        if self.statuses.get(method.user_id) == "member":
+            return ChatMemberMember(user=user)
+        return ChatMemberLeft(user=user)
+
+
+def _member_update(user_id: int, status: str):
+    from aiogram.types import ChatMemberUpdated
+
+    user = {"id": user_id, "is_bot": False, "first_name": "x"}
+    return ChatMemberUpdated.model_validate(
+        {
+            "chat": {"id": -100, "type": "supergroup"},
+            "from": user,
+            "date": 0,
+            "old_chat_member": {"status": "left", "user": user},
+            "new_chat_member": {"status": status, "user": user, **({"until_date": 0} if status == "kicked" else {})},
+        }
+    )
+
+
+async def test_membership_is_asked_once_per_person_and_cached_until_the_ttl():
+    from types import SimpleNamespace
+
+    from adapters.telegram.staff import Membership
+
+    now = [0.0]
+    bot = _AnsweringBot({1: "member"})
+    membership = Membership(SimpleNamespace(bot=bot), -100, ttl=300, clock=lambda: now[0])  # type: ignore[arg-type]
+    burst = [asyncio.create_task(membership.is_member(1)) for _ in range(5)] + [
+        asyncio.create_task(membership.is_member(2))
+    ]
+    await asyncio.sleep(0.01)
+    bot.release.set()
+    assert await asyncio.gather(*burst) == [True] * 5 + [False]
+    assert sorted(bot.asked) == [1, 2]  # one question per person for the whole burst
+    assert await membership.is_member(1) is True
+    assert len(bot.asked) == 2  # cached
+    now[0] += 301
+    bot.statuses[1] = "left"
+    assert await membership.is_member(1) is False  # asked again after the TTL
+    assert len(bot.asked) == 3
+
+
+async def test_a_chat_member_update_wins_over_an_answer_in_flight():
+    from types import SimpleNamespace
+
+    from adapters.telegram.staff import Membership
+
+    bot = _AnsweringBot({7: "member"})  # a stale answer: 7 has just been removed
+    membership = Membership(SimpleNamespace(bot=bot), -100)  # type: ignore[arg-type]
+    asking = asyncio.create_task(membership.is_member(7))
+    await asyncio.sleep(0.01)
+    membership.changed(_member_update(7, "kicked"))
+    bot.release.set()
+    assert await asking is False
+    assert await membership.is_member(7) is False
+    membership.changed(_member_update(8, "member"))  # joined: believed without asking
+    assert await membership.is_member(8) is True
+    assert bot.asked == [7]

@@ -4,7 +4,8 @@ It answers the methods the adapter uses the way VK does (form-encoded POST, {"re
 {"error": {"error_code": …}}), checks what VK checks (token, keyboard limits, text length), drops
 a resend with a random_id it has seen (VK's own guarantee), and records what a citizen would see.
 Failures are scripted per method: an API error code, an HTTP status, or "delivered, but the answer
-was lost".
+was lost". Pushed events go to the long poll server, or, after `post_callbacks(url, secret)`, are
+POSTed to a Callback API endpoint and redelivered until it answers "ok", as VK does.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 TOKEN = "vk1.a.fake-group-token"
@@ -79,6 +81,10 @@ class FakeVk:
         self._closing = False
         self._random_ids: dict[tuple[int, int], int] = {}
         self._next_event = 0
+        self.forgotten_before = 0  # the long poll history before this ts is gone (failed=1)
+        self.callback_posts = 0  # every POST of an event (redeliveries included)
+        self._acked: set[int] = set()  # indexes of events a Callback endpoint answered "ok"
+        self._callback_task: asyncio.Task[None] | None = None
         self.sends_open = asyncio.Event()
         self.sends_open.set()
         app = web.Application()
@@ -93,8 +99,45 @@ class FakeVk:
         self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
 
     async def stop(self) -> None:
+        if self._callback_task is not None:
+            self._callback_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._callback_task
         await self.release_pollers()
         await self._runner.cleanup()
+
+    def post_callbacks(self, url: str, secret: str) -> None:
+        """From now on deliver every pushed event to a Callback API endpoint."""
+        self._callback_task = asyncio.create_task(self._post_events(url, secret))
+
+    async def _post_events(self, url: str, secret: str) -> None:
+        """Each event is POSTed until answered "ok" (one at a time per chat, chats in parallel),
+        redelivered after a failure or a refused connection."""
+        in_flight: set[object] = set()
+        tasks: set[asyncio.Task[None]] = set()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+
+            async def post(index: int, chat: object) -> None:
+                self.callback_posts += 1
+                try:
+                    async with http.post(url, json={**self._updates[index], "secret": secret}) as answer:
+                        if answer.status == 200 and await answer.text() == "ok":
+                            self._acked.add(index)
+                except (aiohttp.ClientError, TimeoutError):
+                    await asyncio.sleep(0.05)
+                finally:
+                    in_flight.discard(chat)
+
+            while True:
+                for index, update in enumerate(self._updates):
+                    chat = update["object"].get("message", update["object"]).get("peer_id")
+                    if index in self._acked or chat in in_flight:
+                        continue
+                    in_flight.add(chat)
+                    task = asyncio.create_task(post(index, chat))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                await asyncio.sleep(0.01)
 
     async def release_pollers(self) -> None:
         """Answer waiting long poll requests now (so an adapter stops without waiting `wait` seconds)."""
@@ -221,6 +264,8 @@ class FakeVk:
             return web.json_response({"failed": 2})
         ts = int(query.get("ts", "0"))
         wait = float(query.get("wait", "25"))
+        if ts < self.forgotten_before:  # VK: "the event history went out of date or was partially lost"
+            return web.json_response({"failed": 1, "ts": str(len(self._updates))})
         async with self._news:
             if len(self._updates) <= ts and not self._closing:
                 with contextlib.suppress(TimeoutError):

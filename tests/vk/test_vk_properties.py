@@ -71,10 +71,7 @@ class LiveVk:
 
     async def post(self, body: dict[str, Any]) -> int:
         async with self.http.post(self.url, data=as_json(body)) as response:
-            status = response.status
-        if self.callback._tasks:  # handled in the background
-            await asyncio.wait(set(self.callback._tasks))
-        return status
+            return response.status  # "ok" comes only once the event is handled
 
     async def poll(self, body: dict[str, Any]) -> None:
         """Hand the event to the long poll server, then a plain message after it: once that one is
@@ -83,8 +80,6 @@ class LiveVk:
         await self.fake.push(body)
         await self.fake.push(self.fake.message_new(sentinel, "/phone"))
         await eventually(lambda: self.fake.to(sentinel), within=5)
-        if self.longpoll._tasks:
-            await asyncio.wait(set(self.longpoll._tasks))
 
     def wrap(self, kind: str, obj: Any, event_id: Any = None) -> dict[str, Any]:
         return {
