@@ -33,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         args = parser.parse_args(["chat"])
     handler = _COMMANDS[args.command]
+    missing = _missing_knowledge(args, settings)
+    if missing:
+        print(missing, file=sys.stderr)
+        return 2
     try:
         return handler(args, settings) or 0
     except StoreUnavailable as exc:  # unwritable, locked, not a database: one line, no traceback
@@ -42,6 +46,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _missing_knowledge(args: argparse.Namespace, settings: Settings) -> str | None:
+    """One line for a command started where there is no knowledge (outside the repository), instead
+    of a "file is missing" per file: where it looked and what to set."""
+    if args.command == "stats" or getattr(args, "dir", None):
+        return None  # stats reads only the database; an explicit directory is checked by its command
+    directory = settings.knowledge
+    if (directory / "faq.yaml").is_file() or (directory.is_dir() and any(directory.iterdir())):
+        return None
+    return (
+        f"gosbot: no knowledge in {directory.resolve()} (GOSBOT_KNOWLEDGE, default ./knowledge): "
+        "run gosbot from the repository's root or set GOSBOT_KNOWLEDGE=/path/to/gosbot/knowledge"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,17 +92,19 @@ def _parser() -> argparse.ArgumentParser:
     tt = tsub.add_parser("take")
     tt.add_argument("number", type=int)
     tt.add_argument("--as", dest="operator", required=True)
+    tt.add_argument("--force", action="store_true", help="take over a ticket another operator holds")
+    signed = "your name (default: whoever holds the ticket)"
     tr = tsub.add_parser("reply")
     tr.add_argument("number", type=int)
     tr.add_argument("text", nargs="+")
-    tr.add_argument("--as", dest="operator", default="оператор")
+    tr.add_argument("--as", dest="operator", default=None, help=signed)
     tn = tsub.add_parser("note")
     tn.add_argument("number", type=int)
     tn.add_argument("text", nargs="+")
-    tn.add_argument("--as", dest="operator", default="оператор")
+    tn.add_argument("--as", dest="operator", default=None, help=signed)
     tc = tsub.add_parser("close")
     tc.add_argument("number", type=int)
-    tc.add_argument("--as", dest="operator", default="оператор")
+    tc.add_argument("--as", dest="operator", default=None, help=signed)
     stats = sub.add_parser("stats", help="reports for editors")
     ssub = stats.add_subparsers(dest="report", required=True)
     su = ssub.add_parser("unanswered")
@@ -271,11 +291,21 @@ def _cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_tickets(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.tickets import TicketError, format_time, ticket_card
+    from bot.knowledge import KnowledgeError, load_knowledge
+    from bot.storage import SqliteStore
+    from bot.tickets import Desk, TicketError, ticket_card, ticket_label
+
+    try:
+        # Staff commands need the texts and topics, not the trained matcher (seconds saved per command).
+        knowledge = load_knowledge(settings.knowledge)
+    except KnowledgeError as exc:
+        print(f"the knowledge in {settings.knowledge} has problems; run `gosbot check`:\n{exc}", file=sys.stderr)
+        return 1
 
     async def run() -> int:
-        dialogue = await open_core(settings)
-        desk, store = dialogue.desk, dialogue.store
+        store = SqliteStore(settings.db, busy_timeout=settings.db_busy_timeout)
+        await store.open()
+        desk = Desk(store, lambda: knowledge)
         try:
             if args.action == "list":
                 import time
@@ -286,30 +316,35 @@ def _cmd_tickets(args: argparse.Namespace, settings: Settings) -> int:
                         messages = await store.ticket_messages(t.number)
                         print(json.dumps(_ticket_json(t, messages), ensure_ascii=False))
                 else:
-                    for t in tickets:
-                        urgent = "!" if t.priority == "urgent" else " "
-                        print(
-                            f"{t.number:>5} {urgent} {t.status:<9} {t.topic:<22} {t.platform}:{t.chat_id}  до {format_time(t.due_at)}"
-                        )
-                    if not tickets:
-                        print("no tickets")
+                    print(desk_table(tickets, knowledge) if tickets else "Обращений нет.")
                 return 0
             if args.action == "show":
                 view = await desk.view(args.number)
                 if args.json:
                     print(json.dumps(_ticket_json(view.ticket, view.messages), ensure_ascii=False, indent=2))
                 else:
-                    print(ticket_card(view.ticket, view.messages, dialogue.knowledge))
+                    print(ticket_card(view.ticket, view.messages, knowledge))
                 return 0
+            label = ticket_label(args.number)
             if args.action == "take":
-                await desk.take(args.number, args.operator)
+                before = await desk.get(args.number)
+                holder = before.operator if before.status == "taken" and before.operator != args.operator else None
+                try:
+                    t = await desk.take(args.number, args.operator, force=args.force)
+                except TicketError as exc:
+                    raise TicketError(f"{exc}; чтобы забрать его себе, добавьте --force") from exc
+                print(f"Обращение {label} ведёт {t.operator}" + (f" (раньше вёл(а) {holder})" if holder else ""))
             elif args.action == "reply":
-                await desk.reply(args.number, " ".join(args.text), args.operator)
+                t = await desk.reply(args.number, " ".join(args.text), args.operator)
+                print(f"Ответ по обращению {label} отправлен гражданину, подпись: {desk.signer(t, args.operator)}")
             elif args.action == "note":
-                await desk.note(args.number, " ".join(args.text), args.operator)
+                t = await desk.note(args.number, " ".join(args.text), args.operator)
+                print(f"Заметка к обращению {label} сохранена, подпись: {desk.signer(t, args.operator)}")
             elif args.action == "close":
-                await desk.close(args.number, args.operator)
-            print("ok")
+                t = await desk.close(args.number, args.operator)
+                print(
+                    f"Обращение {label} закрыто, подпись: {desk.signer(t, args.operator)}; гражданина попросили оценить помощь"
+                )
             return 0
         except TicketError as exc:
             print(f"gosbot tickets: {exc}", file=sys.stderr)
@@ -318,6 +353,27 @@ def _cmd_tickets(args: argparse.Namespace, settings: Settings) -> int:
             await store.close()
 
     return asyncio.run(run())
+
+
+def desk_table(tickets, k) -> str:  # type: ignore[no-untyped-def]
+    """`tickets list` for people: a header, Russian statuses, topic titles and who holds each ticket."""
+    from bot.tickets import format_time, status_name, topic_title
+
+    rows = [("№", "срочно", "статус", "ведёт", "тема", "откуда", "ответить до")]
+    for t in tickets:
+        rows.append(
+            (
+                str(t.number),
+                "да" if t.priority == "urgent" else "",
+                status_name(t.status),
+                t.operator or "—",
+                topic_title(t.topic, k),
+                f"{t.platform}:{t.chat_id}",
+                format_time(t.due_at),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
 def _ticket_json(t, messages) -> dict:  # type: ignore[no-untyped-def]
@@ -419,8 +475,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from adapters.runner import run_platforms
 
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run_platforms(settings))
-    return 0
+    return asyncio.run(run_platforms(settings))
 
 
 # -- personal data -----------------------------------------------------------------------------

@@ -7,11 +7,12 @@ replies waiting in the outbox for this chat are shown before each prompt.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from bot.dialogue import Dialogue
+from bot.dialogue import REFUSED_LOG, Dialogue, KnowledgeSource
 from bot.messages import Button, Incoming, Reply
 
 PLATFORM = "console"
@@ -79,6 +80,16 @@ class Console:
         self._problems = list(problems)
 
     async def run(self, lines: Callable[[], str | None], interactive: bool) -> None:
+        # The console tells the editor about a refused edit itself, in Russian (`_report_problems`):
+        # the core's English log line of the same refusal would say it a second time.
+        core_log = logging.getLogger(KnowledgeSource.__module__)
+        core_log.addFilter(_not_a_refused_edit)
+        try:
+            await self._run(lines, interactive)
+        finally:
+            core_log.removeFilter(_not_a_refused_edit)
+
+    async def _run(self, lines: Callable[[], str | None], interactive: bool) -> None:
         if interactive:
             print(
                 "Чат с ботом Госуслуг. Пишите вопрос; номер или текст кнопки нажимает её; Ctrl+D — выход.\n",
@@ -94,6 +105,15 @@ class Console:
                 continue
             await self.say(line.rstrip("\n"))
         await self.deliver_outbox()
+        # A reload still validating in its thread: its verdict is worth waiting for before leaving.
+        reloading = self.dialogue.source.reloading
+        if reloading is not None and not reloading.done():
+            await reloading
+        self._report_problems()
+
+
+def _not_a_refused_edit(record: logging.LogRecord) -> bool:
+    return record.msg != REFUSED_LOG
 
 
 def stdin_lines(interactive: bool) -> Callable[[], str | None]:

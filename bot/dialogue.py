@@ -23,17 +23,19 @@ from bot.knowledge import Flow, Knowledge, KnowledgeError, fingerprint
 from bot.matching import OUT_OF_SCOPE, Decision, Matcher
 from bot.messages import Button, Incoming, Reply
 from bot.phones import pretty
-from bot.records import OutboxItem, Session
+from bot.records import OutboxItem, Session, Ticket
 from bot.safety import Redacted, hidden_what, redact
 from bot.storage.base import Store, Turn
 from bot.tickets import Desk, ticket_label
 
 log = logging.getLogger(__name__)
+REFUSED_LOG = "knowledge edit refused, the last good version keeps answering:\n%s"  # a front end may say it instead
 
 MAX_TEXT = 4000  # longer messages are read up to here (Telegram's own limit is 4096)
 OPTION_MATCH = 85.0  # typed text that matches a step's button label this well presses it
 MAX_KEY = 200  # characters of lemmas that group unanswered questions
 LOW_CONFIDENCE = 0.75  # an answer given with a topic probability below this is logged for editors
+URGENT_WARNINGS = ("fraud_security",)  # topics whose answers are warnings: given even to a chat a person holds
 
 
 def unanswered_key(normalized: str, text: str) -> str:
@@ -141,7 +143,7 @@ class KnowledgeSource:
 
     def _refused(self, problems: list[str]) -> None:
         self.problems = problems
-        log.error("knowledge edit refused, the last good version keeps answering:\n%s", "\n".join(problems))
+        log.error(REFUSED_LOG, "\n".join(problems))
 
 
 @dataclass(frozen=True)
@@ -279,6 +281,8 @@ class Dialogue:
         ticket = await self.store.open_ticket_for(s.platform, s.chat_id)
         if ticket is not None:
             await self.desk.citizen_wrote(ticket, text, tuple(str(a) for a in inc.attachments))
+            if text:
+                await self._while_ticket_open(t, ticket, matching_text or text)
             t.say(
                 Reply(
                     k.text("ticket_added", ticket=ticket_label(ticket.number)),
@@ -306,12 +310,29 @@ class Dialogue:
             s.warned_data = True
             t.say(Reply(k.text("sensitive_data_warning", what=hidden_what(red.found))))
 
+    async def _while_ticket_open(self, t: _Turn, ticket: Ticket, text: str) -> None:
+        """A message to an open ticket: a warning about fraud or a hacked account is never held back
+        (and makes the ticket urgent); while nobody has taken the ticket, a confident answer is given
+        too, so nobody waits a day for what the knowledge already says. Once staff hold it, the
+        bot keeps out of their conversation. What the bot says is added to the ticket for staff."""
+        d = self.source.matcher.decide(text)
+        warning = d.outcome == "number_check" or (d.outcome in ("answer", "flow") and d.topic in URGENT_WARNINGS)
+        if not warning and (ticket.status != "open" or d.outcome not in ("answer", "flow")):
+            return
+        said = len(t.replies)
+        if d.topic:
+            self._saw(t, d.topic)
+        self._act(t, d, text)
+        if warning and d.topic:
+            await self.desk.escalate(ticket, d.topic)
+        await self.desk.bot_said(ticket, [r.text for r in t.replies[said:]])
+
     def _decide(self, t: _Turn, text: str) -> None:
         s = t.session
         decision = self.source.matcher.decide(text)
         s.last_candidates = [{"id": c.target_id, "topic": c.topic, "score": c.score} for c in decision.candidates]
         if decision.topic:
-            s.last_topic = decision.topic
+            self._saw(t, decision.topic)
         self._act(t, decision, text)
 
     def _act(self, t: _Turn, d: Decision, text: str) -> None:
@@ -359,10 +380,18 @@ class Dialogue:
         key = "out_of_scope" if d.target_id == OUT_OF_SCOPE else "fallback"
         t.say(Reply(k.text(key), (operator, Button(k.text("btn_phone"), "phone"))))
 
+    @staticmethod
+    def _saw(t: _Turn, topic: str) -> None:
+        """The conversation is about `topic` now; an urgent one (a hacked account, fraud, a blocked
+        account) is remembered so that a ticket opened later in the conversation is urgent too."""
+        t.session.last_topic = topic
+        if topic in t.k.topics and t.k.topics[topic].priority == "urgent":
+            t.session.urgent_topic = topic
+
     def _answer(self, t: _Turn, faq_id: str) -> None:
         k = t.k
         entry = k.faq[faq_id]
-        t.session.last_topic = entry.topic
+        self._saw(t, entry.topic)
         buttons = []
         for ref in entry.related[:3]:
             target = k.target(ref)
@@ -376,7 +405,7 @@ class Dialogue:
     def _start_flow(self, t: _Turn, flow: Flow) -> None:
         s = t.session
         s.flow_id, s.step_id, s.history, s.pending_text = flow.id, flow.start, [], None
-        s.last_topic = flow.topic
+        self._saw(t, flow.topic)
         self._show_step(t)
 
     def _show_step(self, t: _Turn) -> None:
@@ -509,7 +538,7 @@ class Dialogue:
             elif s.flow_id != flow.id:
                 s.history = [step.id]
             s.flow_id, s.step_id, s.pending_text = flow.id, option.goto, None
-            s.last_topic = flow.topic
+            self._saw(t, flow.topic)
             self._show_step(t)
 
     async def _command(self, t: _Turn, text: str) -> None:
@@ -559,7 +588,7 @@ class Dialogue:
         ticket = await self.desk.open(s, reason, t.transcript, topic=flow.topic if flow else None)
         # This turn's lines are already in the ticket; the transcript keeps them for the chat too.
         self._leave_flow(s)
-        s.steps_tried = []
+        s.steps_tried, s.urgent_topic = [], None
         answer_time = k.answer_time[ticket.priority].text
         t.say(
             Reply(

@@ -26,6 +26,7 @@ class Session:
     warned_data: bool = False  # the "I hid your document numbers / personal data" notice was given
     last_topic: str | None = None  # the topic of the last matched question (a ticket's topic)
     last_candidates: list[dict[str, object]] = field(default_factory=list)  # the matcher's top 3 then
+    urgent_topic: str | None = None  # an urgent topic seen since the last ticket: the next one is urgent
     user_id: str = ""
     user_name: str = ""
 

@@ -43,17 +43,42 @@ class TicketView:
     messages: list[TicketMessage]
 
 
+STATUS_NAMES = {"open": "новое", "taken": "в работе", "closed": "закрыто", "cancelled": "отменено"}
+STEP_WORDS = 6  # a step is named on the desk by its flow's title and the first words of its text
+
+
+def status_name(status: str) -> str:
+    return STATUS_NAMES.get(status, status)
+
+
+def topic_title(topic: str, k: Knowledge | None) -> str:
+    return k.topics[topic].title if k and topic in k.topics else topic
+
+
+def step_name(mark: str, k: Knowledge | None) -> str:
+    """A step as staff read it: `account_blocked/why` → «Учётная запись заблокирована: «Почему…»»;
+    the id itself when the flow or step is gone (edited away since)."""
+    flow_id, _, step_id = mark.partition("/")
+    flow = k.flows.get(flow_id) if k else None
+    step = flow.steps.get(step_id) if flow else None
+    if flow is None or step is None:
+        return mark
+    words = step.text.split()
+    start = " ".join(words[:STEP_WORDS]) + ("…" if len(words) > STEP_WORDS else "")
+    return f"{flow.title}: «{start}»"
+
+
 def ticket_card(ticket: Ticket, messages: list[TicketMessage], k: Knowledge | None = None) -> str:
     """What staff see first about a ticket (plain text)."""
-    topic = k.topics[ticket.topic].title if k and ticket.topic in k.topics else ticket.topic
+    topic = topic_title(ticket.topic, k)
     lines = [
         f"Обращение {ticket_label(ticket.number)} · {'СРОЧНО' if ticket.priority == 'urgent' else 'обычное'} · {topic}",
         f"Платформа: {ticket.platform}, чат {ticket.chat_id}" + (f", {ticket.user_name}" if ticket.user_name else ""),
-        f"Статус: {ticket.status}" + (f", ведёт {ticket.operator}" if ticket.operator else ""),
+        f"Статус: {status_name(ticket.status)}" + (f", ведёт {ticket.operator}" if ticket.operator else ""),
         f"Создано: {format_time(ticket.created_at)}, ответить до {format_time(ticket.due_at)}",
     ]
     if ticket.steps_tried:
-        lines.append("Уже пробовал(а): " + ", ".join(ticket.steps_tried))
+        lines.append("Уже пробовал(а): " + "; ".join(step_name(m, k) for m in ticket.steps_tried))
     if ticket.candidates:
         lines.append(
             "Кандидаты бота: "
@@ -98,6 +123,9 @@ class Desk:
         topic = topic or session.last_topic or "other_out_of_scope"
         if topic not in k.topics:
             topic = "other_out_of_scope"
+        urgent = session.urgent_topic
+        if k.topics[topic].priority != "urgent" and urgent in k.topics and k.topics[urgent].priority == "urgent":
+            topic = urgent  # a hacked account mentioned earlier outweighs the question asked last
         priority = k.topics[topic].priority
         history = await self.store.recent_transcript(session.platform, session.chat_id, TRANSCRIPT_LINES)
         lines = (history + this_turn)[-TRANSCRIPT_LINES:]
@@ -140,6 +168,25 @@ class Desk:
         await self.store.add_ticket_message(TicketMessage(ticket.number, "citizen", body, now))
         await self._to_desk(ticket, "citizen", body)
 
+    async def bot_said(self, ticket: Ticket, texts: list[str]) -> None:
+        """The bot's own replies to a chat with an open ticket, kept in the ticket for staff."""
+        now = self.clock()
+        for text in texts:
+            await self.store.add_ticket_message(TicketMessage(ticket.number, "bot", text, now))
+
+    async def escalate(self, ticket: Ticket, topic: str) -> None:
+        """The citizen wrote about an urgent topic (fraud, a hacked account): the ticket becomes urgent."""
+        k = self.knowledge()
+        if topic not in k.topics or k.topics[topic].priority != "urgent" or ticket.priority == "urgent":
+            return
+        now = self.clock()
+        ticket.topic, ticket.priority = topic, "urgent"
+        ticket.due_at = min(ticket.due_at, now + k.answer_time["urgent"].minutes * 60)
+        await self.store.update_ticket(ticket)
+        title = k.topics[topic].title
+        await self.store.add_ticket_message(TicketMessage(ticket.number, "system", f"Стало срочным: {title}", now))
+        await self._to_desk(ticket, "escalated", f"⚠️ Обращение {ticket_label(ticket.number)} стало срочным: {title}")
+
     async def cancel(self, ticket: Ticket) -> None:
         ticket.status = "cancelled"
         ticket.closed_at = self.clock()
@@ -167,24 +214,39 @@ class Desk:
         ticket = await self.get(number)
         return TicketView(ticket, await self.store.ticket_messages(number))
 
-    async def take(self, number: int, operator: str) -> Ticket:
+    async def take(self, number: int, operator: str, *, force: bool = False) -> Ticket:
+        """`operator` takes the ticket. Another operator's ticket is taken over only with `force`
+        (TicketError names the holder otherwise); taking one's own ticket again changes nothing."""
         operator = valid_text(operator)
         ticket = await self._open_one(number)
+        holder = ticket.operator if ticket.status == "taken" else None
+        if holder == operator:
+            return ticket
+        if holder and not force:
+            raise TicketError(f"обращение {ticket_label(number)} уже ведёт {holder}")
         ticket.status = "taken"
         ticket.operator = operator
         await self.store.update_ticket(ticket)
-        await self.store.add_ticket_message(
-            TicketMessage(number, "system", f"Взял(а) в работу: {operator}", self.clock())
+        taken = f"Взял(а) в работу: {operator}" + (f" (вёл(а) {holder})" if holder else "")
+        await self.store.add_ticket_message(TicketMessage(number, "system", taken, self.clock()))
+        if holder is None:  # the citizen was told already when the first operator took it
+            await self._to_citizen(ticket, Reply(self.knowledge().text("ticket_taken", ticket=ticket_label(number))))
+        await self._to_desk(
+            ticket,
+            "taken",
+            f"{operator} взял(а) обращение {ticket_label(number)}" + (f" у {holder}" if holder else ""),
         )
-        await self._to_citizen(ticket, Reply(self.knowledge().text("ticket_taken", ticket=ticket_label(number))))
-        await self._to_desk(ticket, "taken", f"{operator} взял(а) обращение {ticket_label(number)}")
         return ticket
 
-    async def reply(self, number: int, text: str, operator: str, *, to_desk: bool = True) -> Ticket:
+    def signer(self, ticket: Ticket, operator: str | None) -> str:
+        """Who signs a staff action: the name given, else the ticket's holder, else "оператор"."""
+        return valid_text(operator or ticket.operator or "оператор")
+
+    async def reply(self, number: int, text: str, operator: str | None = None, *, to_desk: bool = True) -> Ticket:
         """Send staff's answer to the citizen; `to_desk` also shows it on the operators' desk
-        (off when it was written on the desk itself)."""
-        operator = valid_text(operator)
+        (off when it was written on the desk itself). Without a name it is signed by the holder."""
         ticket = await self._open_one(number)
+        operator = self.signer(ticket, operator)
         clean = redact(valid_text(text).strip()).text
         if not clean:
             raise TicketError("пустой ответ")
@@ -199,19 +261,19 @@ class Desk:
             await self._to_desk(ticket, "operator", f"{operator} → гражданину: {clean}")
         return ticket
 
-    async def note(self, number: int, text: str, operator: str, *, to_desk: bool = True) -> Ticket:
+    async def note(self, number: int, text: str, operator: str | None = None, *, to_desk: bool = True) -> Ticket:
         """An internal note: staff see it, the citizen never does."""
-        operator = valid_text(operator)
         ticket = await self.get(number)
+        operator = self.signer(ticket, operator)
         clean = redact(valid_text(text).strip()).text
         await self.store.add_ticket_message(TicketMessage(number, "note", clean, self.clock(), operator))
         if to_desk:
             await self._to_desk(ticket, "note", f"Заметка ({operator}): {clean}")
         return ticket
 
-    async def close(self, number: int, operator: str) -> Ticket:
-        operator = valid_text(operator)
+    async def close(self, number: int, operator: str | None = None) -> Ticket:
         ticket = await self._open_one(number)
+        operator = self.signer(ticket, operator)
         ticket.status = "closed"
         ticket.closed_at = self.clock()
         ticket.operator = ticket.operator or operator

@@ -94,14 +94,14 @@ async def test_fallback_then_operator_button_keeps_the_candidates(chat, dialogue
 async def test_an_open_ticket_takes_the_citizens_messages(chat, dialogue):
     await chat.say("/operator")
     t = await only_ticket(dialogue)
-    await chat.say("не приходит смс")  # would start a flow without the ticket
-    assert f"№ {t.number}" in chat.text
+    await chat.say("и ещё: вчера всё было нормально")  # nothing the bot could answer itself
+    assert chat.text == dialogue.knowledge.text("ticket_added", ticket=f"№ {t.number}")
     assert chat.payloads == ["cancel"]
     assert (await dialogue.store.load_session("test", "1")).flow_id is None
     await chat.send(attachments=(Attachment.PHOTO,))
     await chat.send(text="вот скриншот", attachments=(Attachment.DOCUMENT,))
     texts = [m.text for m in await dialogue.store.ticket_messages(t.number) if m.role == "citizen"]
-    assert texts[-3:] == ["не приходит смс", "[photo]", "вот скриншот [document]"]
+    assert texts[-3:] == ["и ещё: вчера всё было нормально", "[photo]", "вот скриншот [document]"]
     events = [i.event for i in await dialogue.store.due((DESK,), now=1e12)]
     assert events == ["opened", "citizen", "citizen", "citizen"]
 

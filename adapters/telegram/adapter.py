@@ -14,7 +14,7 @@ from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.dispatcher.event.bases import UNHANDLED
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import ClientDecodeError, TelegramAPIError
 from aiogram.methods import DeleteWebhook, GetUpdates, SetMyCommands, SetWebhook
 from aiogram.types import (
     BotCommand,
@@ -293,8 +293,8 @@ class TelegramAdapter:
                         scope=BotCommandScopeChat(chat_id=self.operators_chat),
                     )
                 )
-        except TelegramAPIError as exc:  # a menu is a nicety; the bot works without it
-            log.warning("setMyCommands failed: %s", exc.message)
+        except (TelegramAPIError, ClientDecodeError) as exc:  # a menu is a nicety; the bot works without it
+            log.warning("setMyCommands failed: %s", getattr(exc, "message", exc))
 
     async def _watch_overdue(self, stop: asyncio.Event, nudge: Callable[[], None]) -> None:
         """Put newly overdue tickets on the desk (the core marks each one announced once)."""

@@ -81,8 +81,10 @@ class VkAdapter:
         retry_base: float = 1.0,
         outbox_every: float = 1.0,
         rate: float = 20.0,
+        start_attempts: int | None = None,
     ):
         self.settings = settings
+        self.start_attempts = start_attempts  # long poll failures before the first connection that give up
         self.dialogue = dialogue
         self.store = dialogue.store
         self.longpoll_wait = longpoll_wait
@@ -125,6 +127,7 @@ class VkAdapter:
                     connected=self.ready,
                     resume_from=await self.store.get_cursor(cursor),
                     save=lambda ts: self.store.set_cursor(cursor, ts),
+                    start_attempts=self.start_attempts,
                 )
         finally:
             stop.set()

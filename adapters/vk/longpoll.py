@@ -47,6 +47,10 @@ class RawLongPoll(VkBotLongPoll):
         return RawEvent(raw_event)
 
 
+class LongPollUnavailable(RuntimeError):
+    """The long poll server could not be reached at start-up, after every attempt."""
+
+
 async def listen(
     client: VkApiClient,
     group_id: int,
@@ -58,15 +62,19 @@ async def listen(
     connected: asyncio.Event | None = None,
     resume_from: str | None = None,
     save: Callable[[str], Awaitable[None]] | None = None,
+    start_attempts: int | None = None,
 ) -> None:
     """Hand every event to `on_event` (which returns once it is handled) until `stop` is set;
     network and server trouble only pause.
 
     `connected` is set once the server's address and starting point are known. `resume_from` is
     the saved position; `save` is given each new position once the events before it are handled.
+    Before the first connection, `start_attempts` failures in a row give up (LongPollUnavailable):
+    a bot that never started should exit and be restarted, while a running one waits out any outage.
     """
     poll: RawLongPoll | None = None
     failures = 0
+    ever_connected = False
     ts = resume_from
     try:
         while not stop.is_set():
@@ -79,6 +87,7 @@ async def listen(
                         ts = str(poll.ts)
                         await _save(save, ts)
                     log.info("VK long poll connected (group %s)", group_id)
+                    ever_connected = True
                     if connected is not None:
                         connected.set()
                 events = await client.run_blocking(poll.check)
@@ -86,6 +95,11 @@ async def listen(
                 # ValueError: a body that is not JSON (a proxy's 502 page); KeyError/TypeError: a
                 # malformed answer. Start over with a fresh server address after a pause.
                 failures += 1
+                if not ever_connected and start_attempts is not None and failures >= start_attempts:
+                    raise LongPollUnavailable(
+                        f"VK long poll did not start after {failures} attempts: {type(exc).__name__}: "
+                        + without_token(str(exc))
+                    ) from exc
                 pause = min(MAX_PAUSE, retry_base * 2 ** min(failures - 1, 10))
                 log.warning(
                     "VK long poll failed (%s: %s); again in %.1fs", type(exc).__name__, without_token(str(exc)), pause

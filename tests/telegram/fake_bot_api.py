@@ -71,6 +71,7 @@ class FakeBotAPI:
         self.copies: list[dict[str, Any]] = []  # what copyMessage put in a chat: the content as shown
         self._updates: list[dict[str, Any]] = []
         self._failures: list[Failure] = []
+        self._malformed: set[str] = set()
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._thread_ids = itertools.count(500)
@@ -140,6 +141,10 @@ class FakeBotAPI:
             if c.method == "sendMessage" and c.delivered and chat_id in (None, c.params.get("chat_id"))
         ]
 
+    def malformed(self, method: str) -> None:
+        """Answer `method` with a body that is not JSON (a proxy's error page), every time."""
+        self._malformed.add(method)
+
     def find(self, method: str, **params: Any) -> list[Call]:
         return [c for c in self.calls if c.method == method and all(c.params.get(k) == v for k, v in params.items())]
 
@@ -170,6 +175,9 @@ class FakeBotAPI:
             updates = await self._get_updates(params)
             self.calls.append(Call(method, params, 200, time.monotonic()))
             return self._ok(updates)
+        if method in self._malformed:
+            self.calls.append(Call(method, params, 200, time.monotonic()))
+            return web.Response(text="<html>502 Bad Gateway</html>", content_type="text/html")
         status, body, delivered = self._answer(method, params)
         self.calls.append(Call(method, params, status, time.monotonic(), delivered))
         if method == "setWebhook" and status == 200:
