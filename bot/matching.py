@@ -392,7 +392,9 @@ class Matcher:
         )
         if p_top >= th.answer and p_top - rival >= th.margin and not disagree:
             chosen = self.best_in_topic(top, ranking, content)
-            if chosen is not None:
+            # Both must agree: with no word shared with any phrasing of the topic, the classifier
+            # alone (character n-grams of unknown words) answers only when it is sure.
+            if chosen is not None and (chosen.doc >= 0 or p_top >= th.sure):
                 phrasing, shared = self._explain(chosen, content)
                 return Decision(
                     "flow" if chosen.kind == "flow" else "answer",
