@@ -9,14 +9,14 @@ import signal
 
 from bot.config import Settings
 from bot.dialogue import Dialogue, KnowledgeSource
-from bot.storage import SqliteStore
+from bot.storage import store_for
 
 log = logging.getLogger(__name__)
 
 
 async def run_platforms(settings: Settings) -> None:
     source = KnowledgeSource(settings.knowledge)
-    store = SqliteStore(settings.db)
+    store = store_for(settings)
     await store.open()
     dialogue = Dialogue(source, store)
     stop = asyncio.Event()

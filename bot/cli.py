@@ -8,6 +8,8 @@ gosbot tickets …                the staff desk in the terminal
 gosbot stats unanswered         what citizens asked that the knowledge did not answer
 gosbot examples merge FILE.tsv  labelled questions into knowledge/examples/
 gosbot run                      Telegram and/or VK when their tokens are set, else the chat
+gosbot migrate                  bring the store's schema up to date (SQLite file or PostgreSQL)
+gosbot copy-db FILE URL         move a deployment from a SQLite file to PostgreSQL
 """
 
 from __future__ import annotations
@@ -92,6 +94,10 @@ def _parser() -> argparse.ArgumentParser:
     em.add_argument("file")
     em.add_argument("--dir", default=None, help="the knowledge directory (default: GOSBOT_KNOWLEDGE)")
     sub.add_parser("run", help="run the configured platforms (Telegram, VK), or the terminal chat")
+    sub.add_parser("migrate", help="apply the schema migrations to GOSBOT_DATABASE_URL or GOSBOT_DB")
+    cp = sub.add_parser("copy-db", help="copy everything from a SQLite file into an empty PostgreSQL database")
+    cp.add_argument("sqlite_file")
+    cp.add_argument("postgres_url")
     return parser
 
 
@@ -218,14 +224,14 @@ async def open_core(settings: Settings):  # type: ignore[no-untyped-def]
     """The composition root for everything that talks: knowledge, store, dialogue."""
     from bot.dialogue import Dialogue, KnowledgeSource
     from bot.knowledge import KnowledgeError
-    from bot.storage import SqliteStore
+    from bot.storage import store_for
 
     try:
         source = KnowledgeSource(settings.knowledge)
     except KnowledgeError as exc:
         print(f"the knowledge in {settings.knowledge} has problems; run `gosbot check`:\n{exc}", file=sys.stderr)
         raise SystemExit(1) from exc
-    store = SqliteStore(settings.db)
+    store = store_for(settings)
     await store.open()
     return Dialogue(source, store)
 
@@ -319,10 +325,10 @@ def _ticket_json(t, messages) -> dict:  # type: ignore[no-untyped-def]
 def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
-    from bot.storage import SqliteStore
+    from bot.storage import store_for
 
     async def run() -> None:
-        store = SqliteStore(settings.db)
+        store = store_for(settings)
         await store.open()
         try:
             groups = await store.unanswered(time.time() - args.days * 86400, args.limit)
@@ -382,6 +388,42 @@ def _cmd_examples(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.storage import PostgresStore, SqliteStore, store_for
+
+    async def run() -> int:
+        store = store_for(settings)
+        if not isinstance(store, SqliteStore | PostgresStore):
+            raise TypeError(store)
+        await store.open()  # opening applies what is missing
+        try:
+            version = await store.schema_version()
+        finally:
+            await store.close()
+        where = "PostgreSQL" if isinstance(store, PostgresStore) else str(settings.db)
+        print(f"{where}: schema version {version}")
+        return 0
+
+    return asyncio.run(run())
+
+
+def _cmd_copy_db(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.storage.copy import CopyError, copy_sqlite_to_postgres
+
+    source = Path(args.sqlite_file)
+    if not source.is_file():
+        print(f"{source}: no such SQLite file", file=sys.stderr)
+        return 1
+    try:
+        counts = asyncio.run(copy_sqlite_to_postgres(source, args.postgres_url))
+    except CopyError as exc:
+        print(f"copy-db: {exc}", file=sys.stderr)
+        return 1
+    print("copied: " + ", ".join(f"{table} {n}" for table, n in counts.items()))
+    print("now set GOSBOT_DATABASE_URL to the PostgreSQL URL and start the bot again")
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.telegram_token and not settings.vk_group_token:
         print("No TELEGRAM_BOT_TOKEN or VK_GROUP_TOKEN set: starting the terminal chat.", file=sys.stderr)
@@ -402,6 +444,8 @@ _COMMANDS = {
     "check": _cmd_check,
     "ask": _cmd_ask,
     "eval": _cmd_eval,
+    "migrate": _cmd_migrate,
+    "copy-db": _cmd_copy_db,
 }
 
 

@@ -139,9 +139,10 @@ class Dialogue:
         try:
             async with lock:
                 # Checked under the lock: a duplicate delivered concurrently waits for the first.
-                if incoming.update_id and await self.store.seen_update(incoming.platform, incoming.update_id):
+                seen, stored = await self.store.begin_turn(*key, incoming.update_id)
+                if seen:
                     return []
-                session = await self.store.load_session(*key) or Session(*key)
+                session = stored or Session(*key)
                 turn = _Turn(session, incoming, self.source.knowledge)
                 await self._route(turn)
                 await self.store.commit_turn(
