@@ -19,6 +19,12 @@ async def run_platforms(settings: Settings) -> None:
     store = store_for(settings)
     await store.open()
     dialogue = Dialogue(source, store)
+    ops = None
+    if settings.http_port:
+        from adapters.ops_http import start_ops_server
+
+        ops = await start_ops_server(dialogue, settings.http_host, settings.http_port)
+        log.info("health and metrics on http://%s:%s/healthz and /metrics", settings.http_host, settings.http_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -42,4 +48,6 @@ async def run_platforms(settings: Settings) -> None:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
     finally:
+        if ops is not None:
+            await ops.cleanup()
         await store.close()

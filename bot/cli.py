@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -429,8 +428,9 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         print("No TELEGRAM_BOT_TOKEN or VK_GROUP_TOKEN set: starting the terminal chat.", file=sys.stderr)
         return _cmd_chat(argparse.Namespace(chat="local"), settings)
     from adapters.runner import run_platforms
+    from bot.logs import configure
 
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(settings.log_level, settings.log_format)
     asyncio.run(run_platforms(settings))
     return 0
 

@@ -22,6 +22,7 @@ from bot.flows import Payload, menu_buttons, parse_payload, step_reply
 from bot.knowledge import Flow, Knowledge, KnowledgeError, fingerprint
 from bot.matching import OUT_OF_SCOPE, Decision, Matcher
 from bot.messages import Button, Incoming, Reply
+from bot.metrics import Metrics
 from bot.phones import pretty
 from bot.records import Session
 from bot.safety import redact
@@ -69,6 +70,7 @@ class KnowledgeSource:
                 raise ValueError("KnowledgeSource needs a directory or loaded knowledge")
             loaded = validate_dir(self.directory)  # a bad start is the caller's error
         self.knowledge, self.matcher = loaded
+        self.loaded_at = time.time()
         self.problems: list[str] = []
         self._checked = time.monotonic()
 
@@ -96,6 +98,7 @@ class KnowledgeSource:
             log.error("knowledge edit refused, the last good version keeps answering:\n%s", exc)
             return False
         self.knowledge, self.matcher, self.problems = knowledge, matcher, []
+        self.loaded_at = time.time()
         log.info("knowledge reloaded (version %s)", knowledge.version)
         return True
 
@@ -119,10 +122,17 @@ class _Turn:
 class Dialogue:
     """The platform-neutral core. Adapters call `handle`; staff tools use `desk`."""
 
-    def __init__(self, source: KnowledgeSource, store: Store, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        source: KnowledgeSource,
+        store: Store,
+        clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
+    ):
         self.source = source
         self.store = store
         self.clock = clock
+        self.metrics = metrics or Metrics()
         self.desk = Desk(store, lambda: self.source.knowledge, clock)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._waiting: dict[tuple[str, str], int] = {}
@@ -133,6 +143,7 @@ class Dialogue:
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
         self.source.refresh()
+        started = time.perf_counter()
         key = (incoming.platform, incoming.chat_id)
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._waiting[key] = self._waiting.get(key, 0) + 1
@@ -141,7 +152,9 @@ class Dialogue:
                 # Checked under the lock: a duplicate delivered concurrently waits for the first.
                 seen, stored = await self.store.begin_turn(*key, incoming.update_id)
                 if seen:
+                    self.metrics.duplicate(incoming.platform)
                     return []
+                self.metrics.message_in(incoming.platform)
                 session = stored or Session(*key)
                 turn = _Turn(session, incoming, self.source.knowledge)
                 await self._route(turn)
@@ -154,6 +167,7 @@ class Dialogue:
                         at=self.clock(),
                     )
                 )
+                self.metrics.turn_done(incoming.platform, len(turn.replies), time.perf_counter() - started)
                 return turn.replies
         finally:
             self._waiting[key] -= 1
@@ -230,6 +244,7 @@ class Dialogue:
 
     def _act(self, t: _Turn, d: Decision, text: str) -> None:
         k = t.k
+        self.metrics.decision(d.outcome)
         operator = Button(k.text("btn_operator"), "op")
         if d.outcome == "number_check":
             for number in d.numbers:
@@ -465,6 +480,7 @@ class Dialogue:
             return
         flow = k.flows.get(s.flow_id or "")
         ticket = await self.desk.open(s, reason, t.transcript, topic=flow.topic if flow else None)
+        self.metrics.handoff(s.platform)
         # This turn's lines are already in the ticket; the transcript keeps them for the chat too.
         self._leave_flow(s)
         s.steps_tried = []

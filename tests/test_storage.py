@@ -367,3 +367,31 @@ async def test_postgres_outbox_keeps_one_chats_order(postgres_url):
         assert [i.id for i in await store.due(("telegram",), now=100.0)] == [one, two]
     finally:
         await store.close()
+
+
+async def test_sqlite_turn_crosses_to_the_database_thread_few_times(source, sqlite_store, monkeypatch):
+    """Point 3 of 'Beyond one process': a turn's reads and writes in as few hops as possible
+    (was ~9.5 per message: one per statement and per fetch)."""
+    from scenario import Chat
+
+    from bot.dialogue import Dialogue
+
+    hops = 0
+    real = sqlite_store.db._execute
+
+    async def counted(fn, *args, **kwargs):
+        nonlocal hops
+        hops += 1
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(sqlite_store.db, "_execute", counted)
+    chat = Chat(Dialogue(source, sqlite_store))
+    await chat.say("не приходит смс с кодом")
+    first = hops
+    await chat.press(chat.payloads[0])
+    await chat.send("не приходит смс с кодом", update_id="1-1")  # a duplicate: one read, nothing written
+    assert first <= 3  # begin_turn, open_ticket_for, commit_turn
+    assert hops - first <= 4
+    seen, session = await sqlite_store.begin_turn("test", "1", "1-1")
+    assert seen
+    assert session is None
