@@ -10,13 +10,13 @@ import signal
 from bot.config import Settings
 from bot.dialogue import Dialogue, KnowledgeSource
 from bot.retention import Retention
-from bot.storage import SqliteStore
+from bot.storage import store_for
 
 log = logging.getLogger(__name__)
 
 
 async def run_platforms(settings: Settings) -> None:
-    store = SqliteStore(settings.db, busy_timeout=settings.db_busy_timeout)
+    store = store_for(settings)
     # First, before anything else is loaded: StoreUnavailable is the CLI's one line and exit code.
     await store.open()
     try:
@@ -25,6 +25,12 @@ async def run_platforms(settings: Settings) -> None:
         await store.close()
         raise
     dialogue = Dialogue(source, store)
+    ops = None
+    if settings.http_port:
+        from adapters.ops_http import start_ops_server
+
+        ops = await start_ops_server(dialogue, settings.http_host, settings.http_port)
+        log.info("health and metrics on http://%s:%s/healthz and /metrics", settings.http_host, settings.http_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -50,4 +56,6 @@ async def run_platforms(settings: Settings) -> None:
         stop.set()
         await asyncio.gather(*tasks, retention, return_exceptions=True)
     finally:
+        if ops is not None:
+            await ops.cleanup()
         await store.close()
