@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from bot.config import Settings
 from bot.dialogue import Dialogue, KnowledgeSource
 from bot.retention import Retention
-from bot.storage import SqliteStore
+from bot.storage import store_for
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ async def supervise(
 async def run_platforms(settings: Settings, *, attempts: int = START_ATTEMPTS, backoff: float = START_BACKOFF) -> int:
     """Serve every configured platform until a signal; the exit status: 0, or 1 when one of them
     could not start (or stopped with an error), so systemd or Docker restart the process."""
-    store = SqliteStore(settings.db, busy_timeout=settings.db_busy_timeout)
+    store = store_for(settings)
     # First, before anything else is loaded: StoreUnavailable is the CLI's one line and exit code.
     await store.open()
     try:
@@ -99,6 +99,12 @@ async def run_platforms(settings: Settings, *, attempts: int = START_ATTEMPTS, b
         await store.close()
         raise
     dialogue = Dialogue(source, store)
+    ops = None
+    if settings.http_port:
+        from adapters.ops_http import start_ops_server
+
+        ops = await start_ops_server(dialogue, settings.http_host, settings.http_port)
+        log.info("health and metrics on http://%s:%s/healthz and /metrics", settings.http_host, settings.http_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -135,5 +141,7 @@ async def run_platforms(settings: Settings, *, attempts: int = START_ATTEMPTS, b
         stop.set()
         await asyncio.gather(*tasks, retention, return_exceptions=True)
     finally:
+        if ops is not None:
+            await ops.cleanup()
         await store.close()
     return 1 if failed else 0

@@ -10,6 +10,8 @@ gosbot examples merge FILE.tsv  labelled questions into knowledge/examples/
 gosbot run                      Telegram and/or VK when their tokens are set, else the chat
 gosbot forget --platform P --chat ID   erase a citizen (tickets keep number and status)
 gosbot audit [DB]               where a database still holds something like personal data
+gosbot migrate                  bring the store's schema up to date (SQLite file or PostgreSQL)
+gosbot copy-db FILE URL         move a deployment from a SQLite file to PostgreSQL
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import argparse
 import asyncio
 import io
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -124,6 +125,10 @@ def _parser() -> argparse.ArgumentParser:
     fg.add_argument("--chat", required=True, help="the chat id on that platform")
     au = sub.add_parser("audit", help="scan a SQLite database for anything that still looks like personal data")
     au.add_argument("db", nargs="?", default=None, help="the database file (default: GOSBOT_DB)")
+    sub.add_parser("migrate", help="apply the schema migrations to GOSBOT_DATABASE_URL or GOSBOT_DB")
+    cp = sub.add_parser("copy-db", help="copy everything from a SQLite file into an empty PostgreSQL database")
+    cp.add_argument("sqlite_file")
+    cp.add_argument("postgres_url")
     return parser
 
 
@@ -261,14 +266,14 @@ async def open_core(settings: Settings):  # type: ignore[no-untyped-def]
     """The composition root for everything that talks: knowledge, store, dialogue."""
     from bot.dialogue import Dialogue, KnowledgeSource
     from bot.knowledge import KnowledgeError
-    from bot.storage import SqliteStore
+    from bot.storage import store_for
 
     try:
         source = KnowledgeSource(settings.knowledge)
     except KnowledgeError as exc:
         print(f"the knowledge in {settings.knowledge} has problems; run `gosbot check`:\n{exc}", file=sys.stderr)
         raise SystemExit(1) from exc
-    store = SqliteStore(settings.db, busy_timeout=settings.db_busy_timeout)
+    store = store_for(settings)
     await store.open()
     return Dialogue(source, store)
 
@@ -400,10 +405,10 @@ def _ticket_json(t, messages) -> dict:  # type: ignore[no-untyped-def]
 def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
-    from bot.storage import SqliteStore
+    from bot.storage import store_for
 
     async def run() -> None:
-        store = SqliteStore(settings.db, busy_timeout=settings.db_busy_timeout)
+        store = store_for(settings)
         await store.open()
         try:
             groups = await store.unanswered(time.time() - args.days * 86400, args.limit)
@@ -463,6 +468,42 @@ def _cmd_examples(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.storage import PostgresStore, SqliteStore, store_for
+
+    async def run() -> int:
+        store = store_for(settings)
+        if not isinstance(store, SqliteStore | PostgresStore):
+            raise TypeError(store)
+        await store.open()  # opening applies what is missing
+        try:
+            version = await store.schema_version()
+        finally:
+            await store.close()
+        where = "PostgreSQL" if isinstance(store, PostgresStore) else str(settings.db)
+        print(f"{where}: schema version {version}")
+        return 0
+
+    return asyncio.run(run())
+
+
+def _cmd_copy_db(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.storage.copy import CopyError, copy_sqlite_to_postgres
+
+    source = Path(args.sqlite_file)
+    if not source.is_file():
+        print(f"{source}: no such SQLite file", file=sys.stderr)
+        return 1
+    try:
+        counts = asyncio.run(copy_sqlite_to_postgres(source, args.postgres_url))
+    except CopyError as exc:
+        print(f"copy-db: {exc}", file=sys.stderr)
+        return 1
+    print("copied: " + ", ".join(f"{table} {n}" for table, n in counts.items()))
+    print("now set GOSBOT_DATABASE_URL to the PostgreSQL URL and start the bot again")
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.telegram_token and not settings.vk_group_token:
         print("No TELEGRAM_BOT_TOKEN or VK_GROUP_TOKEN set: starting the terminal chat.", file=sys.stderr)
@@ -473,8 +514,9 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"gosbot run: {problem}", file=sys.stderr)
         return 2
     from adapters.runner import run_platforms
+    from bot.logs import configure
 
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(settings.log_level, settings.log_format)
     return asyncio.run(run_platforms(settings))
 
 
@@ -483,10 +525,10 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
     from bot.retention import forget
-    from bot.storage import SqliteStore
+    from bot.storage import store_for
 
     async def run() -> dict[str, int]:
-        store = SqliteStore(settings.db)
+        store = store_for(settings)
         await store.open()
         try:
             return await forget(store, args.platform, args.chat)
@@ -528,6 +570,8 @@ _COMMANDS = {
     "eval": _cmd_eval,
     "forget": _cmd_forget,
     "audit": _cmd_audit,
+    "migrate": _cmd_migrate,
+    "copy-db": _cmd_copy_db,
 }
 
 

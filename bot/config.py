@@ -11,6 +11,10 @@ from pathlib import Path
 @dataclass(frozen=True)
 class Settings:
     db: Path = Path("gosbot.sqlite3")
+    database_url: str = field(default="", repr=False)  # postgresql://… selects PostgreSQL over the SQLite file
+    http_host: str = "127.0.0.1"
+    http_port: int = 9090
+    log_format: str = "text"  # text | json
     knowledge: Path = Path("knowledge")
     log_level: str = "INFO"
     db_busy_timeout: float = 30.0  # seconds to wait for another process's write lock
@@ -75,6 +79,10 @@ class Settings:
 
         return cls(
             db=Path(text("GOSBOT_DB", "gosbot.sqlite3")),
+            database_url=database_url(text("GOSBOT_DATABASE_URL")),
+            http_host=text("GOSBOT_HTTP_HOST", "127.0.0.1"),
+            http_port=integer("GOSBOT_HTTP_PORT", 9090) or 0,
+            log_format=log_format(text("GOSBOT_LOG_FORMAT", "text")),
             knowledge=Path(text("GOSBOT_KNOWLEDGE", "knowledge")),
             log_level=text("GOSBOT_LOG_LEVEL", "INFO").upper(),
             db_busy_timeout=float(integer("GOSBOT_DB_BUSY_TIMEOUT", 30) or 0),
@@ -94,3 +102,15 @@ class Settings:
             vk_callback_host=text("VK_CALLBACK_HOST", "0.0.0.0"),
             vk_callback_port=integer("VK_CALLBACK_PORT", 8081) or 8081,
         )
+
+
+def database_url(value: str) -> str:
+    if value and not value.startswith(("postgresql://", "postgres://")):
+        raise SystemExit("GOSBOT_DATABASE_URL must start with postgresql:// (leave it empty for the SQLite file)")
+    return value
+
+
+def log_format(value: str) -> str:
+    if value.lower() not in ("text", "json"):
+        raise SystemExit(f"GOSBOT_LOG_FORMAT must be text or json, got {value!r}")
+    return value.lower()

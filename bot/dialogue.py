@@ -22,6 +22,7 @@ from bot.flows import Payload, menu_buttons, parse_payload, step_reply
 from bot.knowledge import Flow, Knowledge, KnowledgeError, fingerprint
 from bot.matching import OUT_OF_SCOPE, Decision, Matcher
 from bot.messages import Button, Incoming, Reply
+from bot.metrics import Metrics
 from bot.phones import pretty
 from bot.records import OutboxItem, Session, Ticket
 from bot.safety import Redacted, hidden_what, redact
@@ -76,6 +77,7 @@ class KnowledgeSource:
                 raise ValueError("KnowledgeSource needs a directory or loaded knowledge")
             loaded = validate_dir(self.directory)  # a bad start is the caller's error
         self.knowledge, self.matcher = loaded
+        self.loaded_at = time.time()
         self.problems: list[str] = []
         self._checked = time.monotonic()
         self.reloading: asyncio.Task[bool] | None = None  # a validation running in a thread
@@ -138,6 +140,7 @@ class KnowledgeSource:
             return False
         self.knowledge, self.matcher = outcome
         self.problems = []
+        self.loaded_at = time.time()
         log.info("knowledge reloaded (version %s)", self.knowledge.version)
         return True
 
@@ -173,10 +176,17 @@ class _Turn:
 class Dialogue:
     """The platform-neutral core. Adapters call `handle`; staff tools use `desk`."""
 
-    def __init__(self, source: KnowledgeSource, store: Store, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        source: KnowledgeSource,
+        store: Store,
+        clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
+    ):
         self.source = source
         self.store = store
         self.clock = clock
+        self.metrics = metrics or Metrics()
         self.desk = Desk(store, lambda: self.source.knowledge, clock)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._waiting: dict[tuple[str, str], int] = {}
@@ -198,13 +208,14 @@ class Dialogue:
 
     async def _handle(self, incoming: Incoming, *, queue: bool) -> Handled:
         self.source.poll()
+        started = time.perf_counter()
         key = (incoming.platform, incoming.chat_id)
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._waiting[key] = self._waiting.get(key, 0) + 1
         try:
             async with lock:
                 try:
-                    return await self._turn(incoming, queue)
+                    return await self._turn(incoming, queue, started)
                 except self.store.failures as exc:
                     # The turn is not saved (disk full, database locked …): say so rather than keep
                     # silent. Only the error's kind is logged: no chat, no text.
@@ -216,12 +227,15 @@ class Dialogue:
                 del self._waiting[key]
                 self._locks.pop(key, None)
 
-    async def _turn(self, incoming: Incoming, queue: bool) -> Handled:
+    async def _turn(self, incoming: Incoming, queue: bool, started: float) -> Handled:
         key = (incoming.platform, incoming.chat_id)
         # Checked under the chat's lock: a duplicate delivered concurrently waits for the first.
-        if incoming.update_id and await self.store.seen_update(incoming.platform, incoming.update_id):
+        seen, stored = await self.store.begin_turn(*key, incoming.update_id)
+        if seen:
+            self.metrics.duplicate(incoming.platform)
             return Handled()
-        session = await self.store.load_session(*key) or Session(*key)
+        self.metrics.message_in(incoming.platform)
+        session = stored or Session(*key)
         turn = _Turn(session, incoming, self.source.knowledge)
         await self._route(turn)
         now = self.clock()
@@ -236,6 +250,7 @@ class Dialogue:
                 outbox=outbox,
             )
         )
+        self.metrics.turn_done(incoming.platform, len(turn.replies), time.perf_counter() - started)
         if queue:
             return Handled(queued=len(outbox))
         return Handled(send_now=tuple(turn.replies))
@@ -337,6 +352,7 @@ class Dialogue:
 
     def _act(self, t: _Turn, d: Decision, text: str) -> None:
         k = t.k
+        self.metrics.decision(d.outcome)
         operator = Button(k.text("btn_operator"), "op")
         if d.outcome == "number_check":
             for number in d.numbers:
@@ -586,6 +602,7 @@ class Dialogue:
             return
         flow = k.flows.get(s.flow_id or "")
         ticket = await self.desk.open(s, reason, t.transcript, topic=flow.topic if flow else None)
+        self.metrics.handoff(s.platform)
         # This turn's lines are already in the ticket; the transcript keeps them for the chat too.
         self._leave_flow(s)
         s.steps_tried, s.urgent_topic = [], None

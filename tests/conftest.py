@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from postgres_server import Server, create_database, drop_database, server_bin_dir, throwaway_server
 
 from bot.dialogue import Dialogue, KnowledgeSource
 from bot.knowledge import load_knowledge
@@ -78,3 +79,21 @@ async def dialogue(source: KnowledgeSource, sqlite_store: SqliteStore) -> Dialog
 @pytest.fixture
 def memory_store() -> MemoryStore:
     return MemoryStore()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Server]:
+    """One real PostgreSQL server for the whole session, started here (skipped only without its binaries)."""
+    bin_dir = server_bin_dir()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl): apt-get install postgresql to run these tests")
+    with throwaway_server(bin_dir) as server:
+        yield server
+
+
+@pytest.fixture
+async def postgres_url(postgres_server: Server) -> AsyncIterator[str]:
+    """A fresh, empty database on the session's server."""
+    url = await create_database(postgres_server)
+    yield url
+    await drop_database(postgres_server, url)

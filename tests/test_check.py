@@ -266,7 +266,9 @@ def test_a_phrasing_copied_into_another_topic_is_a_warning_at_its_line(tmp_path)
 
     problems, warnings = check_all(directory)
     assert problems == []  # a warning does not stop a reload
-    warning = find(warnings, "faq.yaml", after + 1, rf"^warning: '{re.escape(phrasing)}' \({target.topic}\) says the same as")
+    warning = find(
+        warnings, "faq.yaml", after + 1, rf"^warning: '{re.escape(phrasing)}' \({target.topic}\) says the same as"
+    )
     assert f"({source.topic}) at faq.yaml:" in warning.message
 
 
@@ -282,7 +284,12 @@ def test_an_example_filed_under_the_wrong_topic_is_a_warning(tmp_path):
 
     problems, warnings = check_all(directory)
     assert problems == []
-    find(warnings, "examples/file_upload.yaml", len(lines), r"^warning: .* is filed under file_upload, but .* reads it as fraud_security")
+    find(
+        warnings,
+        "examples/file_upload.yaml",
+        len(lines),
+        r"^warning: .* is filed under file_upload, but .* reads it as fraud_security",
+    )
 
 
 def test_every_problem_is_reported_at_once(broken):

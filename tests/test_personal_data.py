@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from postgres_server import create_database, drop_database
 from scenario import Chat, copy_knowledge, gosbot
 
 from bot.check import check_dir
@@ -17,6 +18,7 @@ from bot.config import Settings
 from bot.dialogue import Dialogue
 from bot.retention import DAY, Retention, audit, forget
 from bot.storage import MemoryStore, SqliteStore
+from bot.storage.postgres import PostgresStore
 
 # A conversation full of personal data (invented), and the values that must never be stored.
 CONVERSATION = [
@@ -139,10 +141,19 @@ def test_the_shipped_knowledge_never_asks_for_personal_data():
     assert check_dir(KNOWLEDGE) == []
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "memory", "postgres"])
 async def store(request, tmp_path):
     if request.param == "memory":
         yield MemoryStore()
+        return
+    if request.param == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        url = await create_database(server)
+        pg = PostgresStore(url)
+        await pg.open()
+        yield pg
+        await pg.close()
+        await drop_database(server, url)
         return
     s = SqliteStore(tmp_path / "gosbot.sqlite3")
     await s.open()

@@ -154,7 +154,8 @@ class TelegramAdapter:
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set."""
         bot = self._bot()
-        sender = Sender(bot, self.options.limits)
+        metrics = self.dialogue.metrics
+        sender = Sender(bot, self.options.limits, on_error=lambda code: metrics.platform_error(PLATFORM, code))
         workers: list[OutboxWorker] = []
 
         def nudge() -> None:
@@ -177,6 +178,7 @@ class TelegramAdapter:
             tasks.append(asyncio.create_task(self._watch_overdue(halt, nudge), name="telegram-overdue"))
         try:
             await self._set_commands(bot)
+            metrics.connected(PLATFORM, True)  # the Bot API answered with our token
             if self.settings.telegram_webhook_url:
                 await self._serve_webhook(bot, dispatcher, stop)
             else:
@@ -193,6 +195,7 @@ class TelegramAdapter:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await bot.session.close()
+            metrics.connected(PLATFORM, False)
 
     def _worker(
         self,
@@ -208,6 +211,7 @@ class TelegramAdapter:
             clock=self.dialogue.clock,
             limits=self.options.limits,
             interval=self.options.outbox_interval,
+            on_retry=self.dialogue.metrics.retry,
         )
 
     async def _poll(self, bot: Bot, dispatcher: Dispatcher, stop: asyncio.Event) -> None:

@@ -41,7 +41,9 @@ class OutboxWorker:
         limits: Limits,
         interval: float = 1.0,
         batch: int = 500,
+        on_retry: Callable[[str], None] | None = None,
     ):
+        self.on_retry = on_retry or (lambda platform: None)
         self.store = store
         self.platform = platform
         self.deliver = deliver
@@ -129,5 +131,6 @@ class OutboxWorker:
             await self.store.mark_sent(item.id)
             return None
         log.warning("outbox %s #%s: %s; next try in %.1fs", self.platform, item.id, error, delay)
+        self.on_retry(self.platform)
         await self.store.retry_later(item.id, self.clock() + delay, error[:500])
         return delay

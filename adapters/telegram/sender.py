@@ -90,10 +90,17 @@ class RateLimiter:
 class Sender:
     """Every Bot API call that writes to a chat goes through here."""
 
-    def __init__(self, bot: Bot, limits: Limits, limiter: RateLimiter | None = None):
+    def __init__(
+        self,
+        bot: Bot,
+        limits: Limits,
+        limiter: RateLimiter | None = None,
+        on_error: Callable[[object], None] | None = None,
+    ):
         self.bot = bot
         self.limits = limits
         self.limiter = limiter or RateLimiter(limits)
+        self.on_error = on_error or (lambda code: None)  # counts errors by code (metrics)
 
     async def call(self, method: TelegramMethod[T], chat_id: int) -> T:
         """Call within the limits; waits out short 429s, retries 5xx/network errors a little, then raises."""
@@ -104,6 +111,7 @@ class Sender:
             try:
                 return await self.bot(method)
             except TelegramRetryAfter as exc:
+                self.on_error(429)
                 self.limiter.hold(chat_id, exc.retry_after)
                 waits += 1
                 if exc.retry_after > self.limits.max_inline_wait or waits > 5:
@@ -111,6 +119,7 @@ class Sender:
                 log.warning("Telegram asks to wait %ss before %s", exc.retry_after, method.__api_method__)
                 await asyncio.sleep(exc.retry_after)
             except TRANSIENT as exc:
+                self.on_error(type(exc).__name__)
                 if failures >= self.limits.inline_retries:
                     raise
                 delay = min(backoff(self.limits, failures), self.limits.max_inline_wait)

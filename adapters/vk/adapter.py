@@ -108,15 +108,21 @@ class VkAdapter:
 
     async def run(self, stop: asyncio.Event) -> None:
         self.client = VkApiClient(
-            self.settings.vk_group_token, self.settings.vk_api_base, rate=self.rate, retry_base=self.retry_base / 2
+            self.settings.vk_group_token,
+            self.settings.vk_api_base,
+            rate=self.rate,
+            retry_base=self.retry_base / 2,
+            on_error=lambda code: self.dialogue.metrics.platform_error(PLATFORM, code),
         )
         outbox = asyncio.create_task(self._outbox_worker(stop), name="vk-outbox")
         try:
             if self.callback_mode:
+                self.dialogue.metrics.connected(PLATFORM, True)  # VK posts to us; nothing to connect to
                 await self._serve_callback(stop)
             else:
                 group_id = self.settings.vk_group_id or await self._own_group_id()
                 cursor = f"vk.longpoll.ts.{group_id}"
+                self.dialogue.metrics.connected(PLATFORM, True)
                 await longpoll.listen(
                     self.client,
                     group_id,
@@ -130,6 +136,7 @@ class VkAdapter:
                     start_attempts=self.start_attempts,
                 )
         finally:
+            self.dialogue.metrics.connected(PLATFORM, False)
             stop.set()
             await outbox
             client, self.client = self.client, None
@@ -331,6 +338,7 @@ class VkAdapter:
                 log.info("VK chat %s does not accept messages; outbox item %s dropped (%s)", peer_id, item.id, exc)
             elif exc.retry:
                 pause = min(MAX_OUTBOX_PAUSE, self.retry_base * 2**item.attempts)
+                self.dialogue.metrics.retry(PLATFORM)
                 await self.store.retry_later(item.id, time.time() + pause, str(exc))
                 return False
             else:

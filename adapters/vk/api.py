@@ -13,7 +13,7 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -102,7 +102,9 @@ class VkApiClient:
         attempts: int = 3,
         retry_base: float = 0.5,
         workers: int = 8,
+        on_error: Callable[[object], None] | None = None,
     ):
+        self.on_error = on_error or (lambda code: None)  # counts errors by code (metrics)
         self.session = requests.Session()
         base = api_base or DEFAULT_API_BASE
         for prefix in LIBRARY_API_PREFIXES:
@@ -125,6 +127,7 @@ class VkApiClient:
             try:
                 return await self._call_once(method, dict(values or {}))
             except VkSendError as exc:
+                self.on_error(exc.code if exc.code is not None else "network")
                 if not exc.retry or attempt == tries:
                     raise
                 delay = self.retry_base * 2 ** (attempt - 1) * (2 if exc.code in RATE_LIMITED else 1)

@@ -47,6 +47,13 @@ class Store(ABC):
     @abstractmethod
     async def load_session(self, platform: str, chat_id: str) -> Session | None: ...
 
+    async def begin_turn(self, platform: str, chat_id: str, update_id: str | None) -> tuple[bool, Session | None]:
+        """What a turn reads first, in one step: was this update handled already, and the session.
+
+        SQL stores answer it in one round trip; this default is two calls."""
+        seen = bool(update_id) and await self.seen_update(platform, update_id or "")
+        return seen, None if seen else await self.load_session(platform, chat_id)
+
     @abstractmethod
     async def commit_turn(self, turn: Turn) -> None:
         """Save the session, mark the update processed, append transcript, log unanswered, enqueue."""

@@ -1,128 +1,115 @@
-"""SQLite through aiosqlite: one file, WAL, numbered migrations.
+"""SQLite through aiosqlite: one file, WAL, numbered migrations (shared with PostgreSQL).
 
 One connection serves the whole process; an asyncio lock makes each method one transaction, so
 concurrent chats never interleave statements and SQLite never reports "database is locked" inside a
 process. Other processes (the `gosbot tickets` commands while the bot runs) wait on busy_timeout.
+
+The turn path is the hot one: `begin_turn` (duplicate mark + session) and `commit_turn` (session,
+update mark, transcript, unanswered log, outbox, COMMIT) each run as one function on aiosqlite's
+connection thread — one hop across threads instead of one per statement and per fetch. Every other
+read is `execute_fetchall` (one hop too).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import aiosqlite
 
-from bot.records import (
-    OPEN_STATUSES,
-    OutboxItem,
-    Session,
-    Ticket,
-    TicketMessage,
-    UnansweredGroup,
-    reply_from_json,
-    reply_to_json,
-)
+from bot.records import OPEN_STATUSES, OutboxItem, Session, Ticket, TicketMessage, UnansweredGroup
 from bot.storage.base import Store, StoreUnavailable, Turn
-
-# Append only: a released migration is never edited, a new one is added.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE sessions (
-        platform TEXT NOT NULL, chat_id TEXT NOT NULL, state TEXT NOT NULL, updated_at REAL NOT NULL,
-        PRIMARY KEY (platform, chat_id));
-    CREATE TABLE processed_updates (
-        platform TEXT NOT NULL, update_id TEXT NOT NULL, at REAL NOT NULL,
-        PRIMARY KEY (platform, update_id));
-    CREATE TABLE transcript (
-        id INTEGER PRIMARY KEY, platform TEXT NOT NULL, chat_id TEXT NOT NULL,
-        role TEXT NOT NULL, text TEXT NOT NULL, at REAL NOT NULL);
-    CREATE INDEX transcript_chat ON transcript (platform, chat_id, id);
-    CREATE TABLE tickets (
-        number INTEGER PRIMARY KEY AUTOINCREMENT, platform TEXT NOT NULL, chat_id TEXT NOT NULL,
-        topic TEXT NOT NULL, priority TEXT NOT NULL, status TEXT NOT NULL,
-        created_at REAL NOT NULL, due_at REAL NOT NULL, user_id TEXT NOT NULL DEFAULT '',
-        user_name TEXT NOT NULL DEFAULT '', reason TEXT NOT NULL DEFAULT '', operator TEXT,
-        closed_at REAL, rating INTEGER, steps_tried TEXT NOT NULL DEFAULT '[]',
-        candidates TEXT NOT NULL DEFAULT '[]', desk_ref TEXT, overdue_announced INTEGER NOT NULL DEFAULT 0);
-    CREATE INDEX tickets_chat ON tickets (platform, chat_id, status);
-    CREATE INDEX tickets_desk ON tickets (desk_ref);
-    CREATE TABLE ticket_messages (
-        id INTEGER PRIMARY KEY, ticket INTEGER NOT NULL REFERENCES tickets(number),
-        role TEXT NOT NULL, text TEXT NOT NULL, author TEXT NOT NULL DEFAULT '', at REAL NOT NULL);
-    CREATE INDEX ticket_messages_ticket ON ticket_messages (ticket, id);
-    CREATE TABLE outbox (
-        id INTEGER PRIMARY KEY, platform TEXT NOT NULL, chat_id TEXT NOT NULL, reply TEXT NOT NULL,
-        ticket INTEGER, event TEXT NOT NULL DEFAULT '', attempts INTEGER NOT NULL DEFAULT 0,
-        next_at REAL NOT NULL DEFAULT 0, status TEXT NOT NULL DEFAULT 'pending',
-        error TEXT NOT NULL DEFAULT '', created_at REAL NOT NULL);
-    CREATE INDEX outbox_due ON outbox (status, platform, next_at);
-    CREATE TABLE blocked_chats (
-        platform TEXT NOT NULL, chat_id TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (platform, chat_id));
-    CREATE TABLE unanswered (
-        id INTEGER PRIMARY KEY, text TEXT NOT NULL, normalized TEXT NOT NULL,
-        outcome TEXT NOT NULL, at REAL NOT NULL);
-    CREATE INDEX unanswered_at ON unanswered (at);
-    """,
-    """
-    CREATE TABLE cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-    """,
-    # Whose question it was, so `gosbot forget` can erase a citizen's unanswered entries too.
-    """
-    ALTER TABLE unanswered ADD COLUMN platform TEXT NOT NULL DEFAULT '';
-    ALTER TABLE unanswered ADD COLUMN chat_id TEXT NOT NULL DEFAULT '';
-    CREATE INDEX unanswered_chat ON unanswered (platform, chat_id);
-    CREATE INDEX transcript_at ON transcript (at);
-    """,
+from bot.storage.migrations import render
+from bot.storage.rows import (
+    OUTBOX_COLUMNS,
+    TICKET_COLUMNS,
+    TICKET_UPDATE_COLUMNS,
+    outbox_from_row,
+    outbox_values,
+    ticket_from_row,
+    ticket_update_values,
+    ticket_values,
 )
 
-_TICKET_COLUMNS = (
-    "number, platform, chat_id, topic, priority, status, created_at, due_at, user_id, user_name, reason, "
-    "operator, closed_at, rating, steps_tried, candidates, desk_ref, overdue_announced"
-)
+MIGRATIONS = render("sqlite")
+
+T = TypeVar("T")
+
+_INSERT_OUTBOX = f"INSERT INTO outbox ({OUTBOX_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)"
+_INSERT_TICKET = f"INSERT INTO tickets ({TICKET_COLUMNS.split(', ', 1)[1]}) VALUES ({','.join('?' * 17)})"
+_UPDATE_TICKET = f"UPDATE tickets SET {', '.join(f'{c}=?' for c in TICKET_UPDATE_COLUMNS)} WHERE number=?"
 
 
-def _ticket(row: sqlite3.Row) -> Ticket:
-    return Ticket(
-        number=row["number"],
-        platform=row["platform"],
-        chat_id=row["chat_id"],
-        topic=row["topic"],
-        priority=row["priority"],
-        status=row["status"],
-        created_at=row["created_at"],
-        due_at=row["due_at"],
-        user_id=row["user_id"],
-        user_name=row["user_name"],
-        reason=row["reason"],
-        operator=row["operator"],
-        closed_at=row["closed_at"],
-        rating=row["rating"],
-        steps_tried=json.loads(row["steps_tried"]),
-        candidates=json.loads(row["candidates"]),
-        desk_ref=row["desk_ref"],
-        overdue_announced=bool(row["overdue_announced"]),
-    )
+def _begin_turn(con: sqlite3.Connection, platform: str, chat_id: str, update_id: str | None) -> tuple[bool, str | None]:
+    if update_id:
+        seen = con.execute(
+            "SELECT 1 FROM processed_updates WHERE platform=? AND update_id=?", (platform, update_id)
+        ).fetchone()
+        if seen:
+            return True, None
+    row = con.execute("SELECT state FROM sessions WHERE platform=? AND chat_id=?", (platform, chat_id)).fetchone()
+    return False, row[0] if row else None
 
 
-def _outbox(row: sqlite3.Row) -> OutboxItem:
-    return OutboxItem(
-        platform=row["platform"],
-        chat_id=row["chat_id"],
-        reply=reply_from_json(row["reply"]),
-        ticket=row["ticket"],
-        event=row["event"],
-        id=row["id"],
-        attempts=row["attempts"],
-        next_at=row["next_at"],
-        status=row["status"],
-        error=row["error"],
-        created_at=row["created_at"],
-    )
+def _commit_turn(con: sqlite3.Connection, turn: Turn) -> None:
+    s = turn.session
+    try:
+        con.execute(
+            "INSERT INTO sessions (platform, chat_id, state, updated_at) VALUES (?,?,?,?) "
+            "ON CONFLICT (platform, chat_id) DO UPDATE SET state=excluded.state, updated_at=excluded.updated_at",
+            (s.platform, s.chat_id, s.to_json(), turn.at),
+        )
+        if turn.update_id:
+            con.execute(
+                "INSERT OR IGNORE INTO processed_updates (platform, update_id, at) VALUES (?,?,?)",
+                (s.platform, turn.update_id, turn.at),
+            )
+        if turn.transcript:
+            con.executemany(
+                "INSERT INTO transcript (platform, chat_id, role, text, at) VALUES (?,?,?,?,?)",
+                [(s.platform, s.chat_id, role, text, turn.at) for role, text in turn.transcript],
+            )
+        if turn.unanswered:
+            con.executemany(
+                "INSERT INTO unanswered (text, normalized, outcome, at, platform, chat_id) VALUES (?,?,?,?,?,?)",
+                [(t, n, o, turn.at, s.platform, s.chat_id) for t, n, o in turn.unanswered],
+            )
+        if turn.outbox:
+            con.executemany(_INSERT_OUTBOX, [outbox_values(item) for item in turn.outbox])
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+
+
+def _create_ticket(con: sqlite3.Connection, ticket: Ticket, messages: list[TicketMessage]) -> int:
+    try:
+        number = con.execute(_INSERT_TICKET, ticket_values(ticket)).lastrowid
+        assert number is not None
+        con.executemany(
+            "INSERT INTO ticket_messages (ticket, role, text, author, at) VALUES (?,?,?,?,?)",
+            [(number, m.role, m.text, m.author, m.at) for m in messages],
+        )
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    return number
+
+
+def _write(con: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> int:
+    """One statement, committed; returns the new row's id for an INSERT."""
+    try:
+        rowid = con.execute(sql, args).lastrowid
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    return rowid or 0
 
 
 class SqliteStore(Store):
@@ -145,6 +132,8 @@ class SqliteStore(Store):
             db = await aiosqlite.connect(self.path, timeout=self.busy_timeout)
             db.row_factory = sqlite3.Row
             await db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a commit survives a crash of the process; only a power loss may take
+            # the last commits back (never corrupting the file).
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
             await db.execute("PRAGMA foreign_keys=ON")
@@ -170,129 +159,77 @@ class SqliteStore(Store):
             raise RuntimeError("SqliteStore is not open: call await store.open() first")
         return self._db
 
-    async def _migrate(self) -> None:
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(connection, *args)` on the connection's thread as one step: one hop for many statements.
+
+        aiosqlite's own methods reach that thread through `Connection._execute`; it has no public way
+        to run a whole function there, so this is the one place that leans on its internals."""
+        db = self.db
+        async with self._lock:
+            return await db._execute(lambda: fn(db._conn, *args))  # type: ignore[no-any-return]
+
+    async def _fetch(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        async with self._lock:
+            return list(await self.db.execute_fetchall(sql, args))
+
+    async def migrate(self) -> int:
+        """Apply the migrations this file lacks; returns how many were applied."""
         async with self._lock:
             row = await (await self.db.execute("PRAGMA user_version")).fetchone()
             version = row[0] if row else 0
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 # executescript commits on its own; user_version is set in the same script.
                 await self.db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version={number};\nCOMMIT;")
+            return len(MIGRATIONS) - version
+
+    _migrate = migrate
 
     async def schema_version(self) -> int:
-        row = await (await self.db.execute("PRAGMA user_version")).fetchone()
-        return int(row[0]) if row else 0
+        rows = await self._fetch("PRAGMA user_version")
+        return int(rows[0][0]) if rows else 0
 
     # -- conversations ---------------------------------------------------------------------------
 
     async def seen_update(self, platform: str, update_id: str) -> bool:
-        async with self._lock:
-            cursor = await self.db.execute(
-                "SELECT 1 FROM processed_updates WHERE platform=? AND update_id=?", (platform, update_id)
-            )
-            return await cursor.fetchone() is not None
+        rows = await self._fetch(
+            "SELECT 1 FROM processed_updates WHERE platform=? AND update_id=?", (platform, update_id)
+        )
+        return bool(rows)
 
     async def mark_update(self, platform: str, update_id: str, at: float) -> None:
-        await self._write(
+        await self._run(
+            _write,
             "INSERT OR IGNORE INTO processed_updates (platform, update_id, at) VALUES (?,?,?)",
             (platform, update_id, at),
         )
 
     async def load_session(self, platform: str, chat_id: str) -> Session | None:
-        async with self._lock:
-            cursor = await self.db.execute(
-                "SELECT state FROM sessions WHERE platform=? AND chat_id=?", (platform, chat_id)
-            )
-            row = await cursor.fetchone()
-        return Session.from_json(row["state"]) if row else None
+        rows = await self._fetch("SELECT state FROM sessions WHERE platform=? AND chat_id=?", (platform, chat_id))
+        return Session.from_json(rows[0]["state"]) if rows else None
+
+    async def begin_turn(self, platform: str, chat_id: str, update_id: str | None) -> tuple[bool, Session | None]:
+        seen, state = await self._run(_begin_turn, platform, chat_id, update_id)
+        return seen, Session.from_json(state) if state is not None else None
 
     async def commit_turn(self, turn: Turn) -> None:
-        s = turn.session
-        async with self._lock:
-            try:
-                await self.db.execute(
-                    "INSERT INTO sessions (platform, chat_id, state, updated_at) VALUES (?,?,?,?) "
-                    "ON CONFLICT (platform, chat_id) DO UPDATE SET state=excluded.state, updated_at=excluded.updated_at",
-                    (s.platform, s.chat_id, s.to_json(), turn.at),
-                )
-                if turn.update_id:
-                    await self.db.execute(
-                        "INSERT OR IGNORE INTO processed_updates (platform, update_id, at) VALUES (?,?,?)",
-                        (s.platform, turn.update_id, turn.at),
-                    )
-                if turn.transcript:
-                    await self.db.executemany(
-                        "INSERT INTO transcript (platform, chat_id, role, text, at) VALUES (?,?,?,?,?)",
-                        [(s.platform, s.chat_id, role, text, turn.at) for role, text in turn.transcript],
-                    )
-                if turn.unanswered:
-                    await self.db.executemany(
-                        "INSERT INTO unanswered (text, normalized, outcome, at, platform, chat_id) VALUES (?,?,?,?,?,?)",
-                        [(t, n, o, turn.at, s.platform, s.chat_id) for t, n, o in turn.unanswered],
-                    )
-                for item in turn.outbox:
-                    await self._insert_outbox(item)
-                await self.db.commit()
-            except BaseException:
-                await self.db.rollback()
-                raise
+        await self._run(_commit_turn, turn)
 
     async def recent_transcript(self, platform: str, chat_id: str, limit: int) -> list[tuple[str, str]]:
-        async with self._lock:
-            cursor = await self.db.execute(
-                "SELECT role, text FROM transcript WHERE platform=? AND chat_id=? ORDER BY id DESC LIMIT ?",
-                (platform, chat_id, limit),
-            )
-            rows = await cursor.fetchall()
-        return [(r["role"], r["text"]) for r in reversed(list(rows))]
+        rows = await self._fetch(
+            "SELECT role, text FROM transcript WHERE platform=? AND chat_id=? ORDER BY id DESC LIMIT ?",
+            (platform, chat_id, limit),
+        )
+        return [(r["role"], r["text"]) for r in reversed(rows)]
 
     # -- tickets ---------------------------------------------------------------------------------
 
     async def create_ticket(self, ticket: Ticket, messages: list[TicketMessage]) -> Ticket:
-        t = ticket
-        async with self._lock:
-            try:
-                cursor = await self.db.execute(
-                    "INSERT INTO tickets (platform, chat_id, topic, priority, status, created_at, due_at, user_id, "
-                    "user_name, reason, operator, closed_at, rating, steps_tried, candidates, desk_ref, "
-                    "overdue_announced) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        t.platform,
-                        t.chat_id,
-                        t.topic,
-                        t.priority,
-                        t.status,
-                        t.created_at,
-                        t.due_at,
-                        t.user_id,
-                        t.user_name,
-                        t.reason,
-                        t.operator,
-                        t.closed_at,
-                        t.rating,
-                        json.dumps(t.steps_tried, ensure_ascii=False),
-                        json.dumps(t.candidates, ensure_ascii=False),
-                        t.desk_ref,
-                        int(t.overdue_announced),
-                    ),
-                )
-                number = cursor.lastrowid
-                assert number is not None
-                await self.db.executemany(
-                    "INSERT INTO ticket_messages (ticket, role, text, author, at) VALUES (?,?,?,?,?)",
-                    [(number, m.role, m.text, m.author, m.at) for m in messages],
-                )
-                await self.db.commit()
-            except BaseException:
-                await self.db.rollback()
-                raise
-        ticket.number = number
+        ticket.number = await self._run(_create_ticket, ticket, messages)
         return ticket
 
     async def _one_ticket(self, where: str, args: tuple[object, ...]) -> Ticket | None:
-        async with self._lock:
-            cursor = await self.db.execute(f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE {where}", args)
-            row = await cursor.fetchone()
-        return _ticket(row) if row else None
+        rows = await self._fetch(f"SELECT {TICKET_COLUMNS} FROM tickets WHERE {where}", args)
+        return ticket_from_row(rows[0]) if rows else None
 
     async def get_ticket(self, number: int) -> Ticket | None:
         return await self._one_ticket("number=?", (number,))
@@ -304,43 +241,20 @@ class SqliteStore(Store):
         )
 
     async def tickets_since(self, platform: str, chat_id: str, since: float) -> list[Ticket]:
-        async with self._lock:
-            cursor = await self.db.execute(
-                f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE platform=? AND chat_id=? AND created_at >= ? "
-                "ORDER BY number",
-                (platform, chat_id, since),
-            )
-            rows = await cursor.fetchall()
-        return [_ticket(r) for r in rows]
+        rows = await self._fetch(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE platform=? AND chat_id=? AND created_at >= ? ORDER BY number",
+            (platform, chat_id, since),
+        )
+        return [ticket_from_row(r) for r in rows]
 
     async def find_ticket_by_desk_ref(self, desk_ref: str) -> Ticket | None:
         return await self._one_ticket("desk_ref=? ORDER BY number DESC LIMIT 1", (desk_ref,))
 
     async def set_desk_ref(self, number: int, desk_ref: str | None) -> None:
-        await self._write("UPDATE tickets SET desk_ref=? WHERE number=?", (desk_ref, number))
+        await self._run(_write, "UPDATE tickets SET desk_ref=? WHERE number=?", (desk_ref, number))
 
     async def update_ticket(self, ticket: Ticket) -> None:
-        t = ticket
-        async with self._writing() as db:
-            await db.execute(
-                "UPDATE tickets SET topic=?, priority=?, status=?, due_at=?, operator=?, closed_at=?, rating=?, "
-                "steps_tried=?, candidates=?, desk_ref=?, overdue_announced=?, user_name=? WHERE number=?",
-                (
-                    t.topic,
-                    t.priority,
-                    t.status,
-                    t.due_at,
-                    t.operator,
-                    t.closed_at,
-                    t.rating,
-                    json.dumps(t.steps_tried, ensure_ascii=False),
-                    json.dumps(t.candidates, ensure_ascii=False),
-                    t.desk_ref,
-                    int(t.overdue_announced),
-                    t.user_name,
-                    t.number,
-                ),
-            )
+        await self._run(_write, _UPDATE_TICKET, ticket_update_values(ticket))
 
     async def list_tickets(self, status: str | None = None, overdue_at: float | None = None) -> list[Ticket]:
         where: list[str] = ["1=1"]
@@ -351,133 +265,81 @@ class SqliteStore(Store):
         if overdue_at is not None:
             where.append("status IN (?, ?) AND due_at < ?")
             args.extend([*OPEN_STATUSES, overdue_at])
-        async with self._lock:
-            cursor = await self.db.execute(
-                f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE {' AND '.join(where)} ORDER BY number", args
-            )
-            rows = await cursor.fetchall()
-        return [_ticket(r) for r in rows]
+        rows = await self._fetch(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE {' AND '.join(where)} ORDER BY number", tuple(args)
+        )
+        return [ticket_from_row(r) for r in rows]
 
     async def add_ticket_message(self, message: TicketMessage) -> None:
-        async with self._writing() as db:
-            await db.execute(
-                "INSERT INTO ticket_messages (ticket, role, text, author, at) VALUES (?,?,?,?,?)",
-                (message.ticket, message.role, message.text, message.author, message.at),
-            )
+        await self._run(
+            _write,
+            "INSERT INTO ticket_messages (ticket, role, text, author, at) VALUES (?,?,?,?,?)",
+            (message.ticket, message.role, message.text, message.author, message.at),
+        )
 
     async def ticket_messages(self, number: int) -> list[TicketMessage]:
-        async with self._lock:
-            cursor = await self.db.execute(
-                "SELECT ticket, role, text, author, at FROM ticket_messages WHERE ticket=? ORDER BY id", (number,)
-            )
-            rows = await cursor.fetchall()
+        rows = await self._fetch(
+            "SELECT ticket, role, text, author, at FROM ticket_messages WHERE ticket=? ORDER BY id", (number,)
+        )
         return [TicketMessage(r["ticket"], r["role"], r["text"], r["at"], r["author"]) for r in rows]
 
     # -- outbox ----------------------------------------------------------------------------------
 
-    async def _insert_outbox(self, item: OutboxItem) -> int:
-        cursor = await self.db.execute(
-            "INSERT INTO outbox (platform, chat_id, reply, ticket, event, attempts, next_at, status, error, created_at) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (
-                item.platform,
-                item.chat_id,
-                reply_to_json(item.reply),
-                item.ticket,
-                item.event,
-                item.attempts,
-                item.next_at,
-                item.status,
-                item.error,
-                item.created_at,
-            ),
-        )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
-
     async def enqueue(self, item: OutboxItem) -> int:
-        async with self._writing():
-            item_id = await self._insert_outbox(item)
-        return item_id
+        return await self._run(_write, _INSERT_OUTBOX, outbox_values(item))
 
     async def due(self, platforms: tuple[str, ...], now: float, limit: int = 50) -> list[OutboxItem]:
         marks = ",".join("?" * len(platforms))
-        async with self._lock:
-            cursor = await self.db.execute(
-                f"SELECT * FROM outbox WHERE status='pending' AND platform IN ({marks}) AND next_at <= ? "
-                "ORDER BY id LIMIT ?",
-                (*platforms, now, limit),
-            )
-            rows = await cursor.fetchall()
-        return [_outbox(r) for r in rows]
-
-    @contextlib.asynccontextmanager
-    async def _writing(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction: committed at the end, rolled back on any failure (a full disk must
-        not leave half a transaction open for the next writer to commit)."""
-        async with self._lock:
-            try:
-                yield self.db
-                await self.db.commit()
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    await self.db.rollback()
-                raise
-
-    async def _write(self, sql: str, args: tuple[object, ...]) -> None:
-        async with self._writing() as db:
-            await db.execute(sql, args)
+        rows = await self._fetch(
+            f"SELECT * FROM outbox WHERE status='pending' AND platform IN ({marks}) AND next_at <= ? "
+            "ORDER BY id LIMIT ?",
+            (*platforms, now, limit),
+        )
+        return [outbox_from_row(r) for r in rows]
 
     async def mark_sent(self, item_id: int) -> None:
-        await self._write("UPDATE outbox SET status='sent', error='' WHERE id=?", (item_id,))
+        await self._run(_write, "UPDATE outbox SET status='sent', error='' WHERE id=?", (item_id,))
 
     async def retry_later(self, item_id: int, next_at: float, error: str) -> None:
-        await self._write(
-            "UPDATE outbox SET attempts=attempts+1, next_at=?, error=? WHERE id=?", (next_at, error, item_id)
+        await self._run(
+            _write, "UPDATE outbox SET attempts=attempts+1, next_at=?, error=? WHERE id=?", (next_at, error, item_id)
         )
 
     async def give_up(self, item_id: int, error: str) -> None:
-        await self._write("UPDATE outbox SET status='dead', error=? WHERE id=?", (error, item_id))
+        await self._run(_write, "UPDATE outbox SET status='dead', error=? WHERE id=?", (error, item_id))
 
     async def pending_count(self, platform: str | None = None) -> int:
-        async with self._lock:
-            if platform is None:
-                cursor = await self.db.execute("SELECT COUNT(*) FROM outbox WHERE status='pending'")
-            else:
-                cursor = await self.db.execute(
-                    "SELECT COUNT(*) FROM outbox WHERE status='pending' AND platform=?", (platform,)
-                )
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+        if platform is None:
+            rows = await self._fetch("SELECT COUNT(*) FROM outbox WHERE status='pending'")
+        else:
+            rows = await self._fetch("SELECT COUNT(*) FROM outbox WHERE status='pending' AND platform=?", (platform,))
+        return int(rows[0][0]) if rows else 0
 
     # -- chats -----------------------------------------------------------------------------------
 
     async def set_chat_blocked(self, platform: str, chat_id: str, blocked: bool) -> None:
         if blocked:
-            await self._write(
+            await self._run(
+                _write,
                 "INSERT OR IGNORE INTO blocked_chats (platform, chat_id, at) VALUES (?,?,julianday('now'))",
                 (platform, chat_id),
             )
         else:
-            await self._write("DELETE FROM blocked_chats WHERE platform=? AND chat_id=?", (platform, chat_id))
+            await self._run(_write, "DELETE FROM blocked_chats WHERE platform=? AND chat_id=?", (platform, chat_id))
 
     async def is_chat_blocked(self, platform: str, chat_id: str) -> bool:
-        async with self._lock:
-            cursor = await self.db.execute(
-                "SELECT 1 FROM blocked_chats WHERE platform=? AND chat_id=?", (platform, chat_id)
-            )
-            return await cursor.fetchone() is not None
+        rows = await self._fetch("SELECT 1 FROM blocked_chats WHERE platform=? AND chat_id=?", (platform, chat_id))
+        return bool(rows)
 
     # -- cursors ---------------------------------------------------------------------------------
 
     async def get_cursor(self, name: str) -> str | None:
-        async with self._lock:
-            cursor = await self.db.execute("SELECT value FROM cursors WHERE name=?", (name,))
-            row = await cursor.fetchone()
-        return str(row["value"]) if row else None
+        rows = await self._fetch("SELECT value FROM cursors WHERE name=?", (name,))
+        return str(rows[0]["value"]) if rows else None
 
     async def set_cursor(self, name: str, value: str) -> None:
-        await self._write(
+        await self._run(
+            _write,
             "INSERT INTO cursors (name, value) VALUES (?,?) ON CONFLICT (name) DO UPDATE SET value=excluded.value",
             (name, value),
         )
@@ -485,14 +347,12 @@ class SqliteStore(Store):
     # -- editors ---------------------------------------------------------------------------------
 
     async def unanswered(self, since: float, limit: int = 30) -> list[UnansweredGroup]:
-        async with self._lock:
-            cursor = await self.db.execute(
-                "SELECT normalized, COUNT(*) AS n, MAX(at) AS last_at, GROUP_CONCAT(DISTINCT outcome) AS outcomes, "
-                "(SELECT u2.text FROM unanswered u2 WHERE u2.normalized=u.normalized ORDER BY u2.id DESC LIMIT 1) AS example "
-                "FROM unanswered u WHERE at >= ? GROUP BY normalized ORDER BY n DESC, last_at DESC LIMIT ?",
-                (since, limit),
-            )
-            rows = await cursor.fetchall()
+        rows = await self._fetch(
+            "SELECT normalized, COUNT(*) AS n, MAX(at) AS last_at, GROUP_CONCAT(DISTINCT outcome) AS outcomes, "
+            "(SELECT u2.text FROM unanswered u2 WHERE u2.normalized=u.normalized ORDER BY u2.id DESC LIMIT 1) AS example "
+            "FROM unanswered u WHERE at >= ? GROUP BY normalized ORDER BY n DESC, last_at DESC LIMIT ?",
+            (since, limit),
+        )
         return [UnansweredGroup(r["normalized"], r["n"], r["example"], r["last_at"], r["outcomes"] or "") for r in rows]
 
     # -- personal data: retention and erasure ------------------------------------------------------

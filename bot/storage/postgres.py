@@ -1,0 +1,420 @@
+"""PostgreSQL through asyncpg: the shared store when more than one process serves the bot.
+
+Chosen by `GOSBOT_DATABASE_URL=postgresql://…`. The schema comes from the same numbered
+migrations as SQLite (`bot.storage.migrations`); a process that starts migrates under an advisory
+lock, so several workers starting at once apply each migration once.
+
+A turn costs two round trips: `begin_turn` reads the duplicate mark and the session in one
+statement, `commit_turn` writes everything the turn changed in one statement (data-modifying CTEs
+over arrays), which PostgreSQL runs as one transaction.
+
+The outbox is claimed, not just read: `due` takes rows with `FOR UPDATE SKIP LOCKED` and pushes
+their `next_at` forward by a lease (`CLAIM_SECONDS`), so two workers draining the same outbox never
+get the same row, and a worker that dies mid-send leaves its rows to be retried when the lease
+ends. A row is not handed out while an earlier row of the same chat is still pending and not due
+(being sent elsewhere or waiting for a retry): one chat's messages leave in order.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import asyncpg
+
+from bot.records import OPEN_STATUSES, OutboxItem, Session, Ticket, TicketMessage, UnansweredGroup
+from bot.storage.base import Store, StoreUnavailable, Turn
+from bot.storage.migrations import render
+from bot.storage.rows import (
+    OUTBOX_COLUMNS,
+    TICKET_COLUMNS,
+    TICKET_UPDATE_COLUMNS,
+    outbox_from_row,
+    outbox_values,
+    ticket_from_row,
+    ticket_update_values,
+    ticket_values,
+)
+
+MIGRATIONS = render("postgres")
+MIGRATION_LOCK = 0x60_5B_07  # pg_advisory_xact_lock key: one migrating process at a time
+CLAIM_SECONDS = 60.0  # how long a claimed outbox row is left to its worker before others may retry it
+
+_COMMIT_TURN = """
+WITH s AS (
+    INSERT INTO sessions (platform, chat_id, state, updated_at) VALUES ($1, $2, $3, $4)
+    ON CONFLICT (platform, chat_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
+), u AS (
+    INSERT INTO processed_updates (platform, update_id, at) SELECT $1, $5, $4 WHERE $5::text IS NOT NULL
+    ON CONFLICT DO NOTHING
+), t AS (
+    INSERT INTO transcript (platform, chat_id, role, text, at)
+    SELECT $1, $2, r.role, r.text, $4 FROM unnest($6::text[], $7::text[]) WITH ORDINALITY AS r(role, text, n)
+    ORDER BY r.n
+), q AS (
+    INSERT INTO unanswered (text, normalized, outcome, at, platform, chat_id)
+    SELECT r.text, r.normalized, r.outcome, $4, $1, $2
+    FROM unnest($8::text[], $9::text[], $10::text[]) WITH ORDINALITY AS r(text, normalized, outcome, n) ORDER BY r.n
+)
+INSERT INTO outbox (platform, chat_id, reply, ticket, event, attempts, next_at, status, error, created_at)
+SELECT o.platform, o.chat_id, o.reply, o.ticket, o.event, o.attempts, o.next_at, o.status, o.error, o.created_at
+FROM unnest($11::text[], $12::text[], $13::text[], $14::int[], $15::text[], $16::int[], $17::float8[],
+            $18::text[], $19::text[], $20::float8[])
+     WITH ORDINALITY AS o(platform, chat_id, reply, ticket, event, attempts, next_at, status, error, created_at, n)
+ORDER BY o.n
+"""
+
+_DUE = f"""
+WITH claimed AS (
+    SELECT id FROM outbox o
+    WHERE status = 'pending' AND platform = ANY($1::text[]) AND next_at <= $2
+      AND NOT EXISTS (
+          SELECT 1 FROM outbox e WHERE e.platform = o.platform AND e.chat_id = o.chat_id AND e.id < o.id
+          AND e.status = 'pending' AND e.next_at > $2)
+    ORDER BY id LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE outbox SET next_at = $2 + {CLAIM_SECONDS} FROM claimed WHERE outbox.id = claimed.id
+RETURNING outbox.id, {", ".join(f"outbox.{c}" for c in OUTBOX_COLUMNS.split(", "))}
+"""
+
+
+class PostgresStore(Store):
+    failures = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10):
+        self.url = url
+        self.min_size = min_size
+        self.max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        """Connect and migrate; StoreUnavailable (one line, without the URL's password) if not."""
+        try:
+            self._pool = await asyncpg.create_pool(self.url, min_size=self.min_size, max_size=self.max_size)
+            await self.migrate()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            await self.close()
+            raise StoreUnavailable(f"cannot use the PostgreSQL database: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("PostgresStore is not open: call await store.open() first")
+        return self._pool
+
+    async def migrate(self) -> int:
+        """Apply the migrations this database lacks; returns how many were applied."""
+        async with self.pool.acquire() as con, con.transaction():
+            await con.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            version = await con.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                await con.execute(script)
+                await con.execute("INSERT INTO schema_version (version) VALUES ($1)", number)
+            return len(MIGRATIONS) - version
+
+    async def schema_version(self) -> int:
+        return int(await self.pool.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version"))
+
+    # -- conversations ---------------------------------------------------------------------------
+
+    async def seen_update(self, platform: str, update_id: str) -> bool:
+        return bool(
+            await self.pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM processed_updates WHERE platform=$1 AND update_id=$2)",
+                platform,
+                update_id,
+            )
+        )
+
+    async def mark_update(self, platform: str, update_id: str, at: float) -> None:
+        await self.pool.execute(
+            "INSERT INTO processed_updates (platform, update_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            platform,
+            update_id,
+            at,
+        )
+
+    async def load_session(self, platform: str, chat_id: str) -> Session | None:
+        state = await self.pool.fetchval(
+            "SELECT state FROM sessions WHERE platform=$1 AND chat_id=$2", platform, chat_id
+        )
+        return Session.from_json(state) if state is not None else None
+
+    async def begin_turn(self, platform: str, chat_id: str, update_id: str | None) -> tuple[bool, Session | None]:
+        row = await self.pool.fetchrow(
+            "SELECT EXISTS (SELECT 1 FROM processed_updates WHERE platform=$1 AND update_id=$3) AS seen, "
+            "(SELECT state FROM sessions WHERE platform=$1 AND chat_id=$2) AS state",
+            platform,
+            chat_id,
+            update_id,
+        )
+        assert row is not None
+        if row["seen"]:
+            return True, None
+        return False, Session.from_json(row["state"]) if row["state"] is not None else None
+
+    async def commit_turn(self, turn: Turn) -> None:
+        s = turn.session
+        outbox = [outbox_values(item) for item in turn.outbox]
+        columns: list[list[Any]] = [list(col) for col in zip(*outbox, strict=True)] if outbox else [[]] * 10
+        await self.pool.execute(
+            _COMMIT_TURN,
+            s.platform,
+            s.chat_id,
+            s.to_json(),
+            turn.at,
+            turn.update_id or None,
+            [role for role, _ in turn.transcript],
+            [text for _, text in turn.transcript],
+            [row[0] for row in turn.unanswered],
+            [row[1] for row in turn.unanswered],
+            [row[2] for row in turn.unanswered],
+            *columns,
+        )
+
+    async def recent_transcript(self, platform: str, chat_id: str, limit: int) -> list[tuple[str, str]]:
+        rows = await self.pool.fetch(
+            "SELECT role, text FROM transcript WHERE platform=$1 AND chat_id=$2 ORDER BY id DESC LIMIT $3",
+            platform,
+            chat_id,
+            max(limit, 0),
+        )
+        return [(r["role"], r["text"]) for r in reversed(rows)]
+
+    # -- tickets ---------------------------------------------------------------------------------
+
+    async def create_ticket(self, ticket: Ticket, messages: list[TicketMessage]) -> Ticket:
+        columns = TICKET_COLUMNS.split(", ")[1:]
+        marks = ", ".join(f"${n}" for n in range(1, len(columns) + 1))
+        async with self.pool.acquire() as con, con.transaction():
+            number = await con.fetchval(
+                f"INSERT INTO tickets ({', '.join(columns)}) VALUES ({marks}) RETURNING number",
+                *ticket_values(ticket),
+            )
+            if messages:
+                await con.executemany(
+                    "INSERT INTO ticket_messages (ticket, role, text, author, at) VALUES ($1, $2, $3, $4, $5)",
+                    [(number, m.role, m.text, m.author, m.at) for m in messages],
+                )
+        ticket.number = int(number)
+        return ticket
+
+    async def _one_ticket(self, where: str, *args: object) -> Ticket | None:
+        row = await self.pool.fetchrow(f"SELECT {TICKET_COLUMNS} FROM tickets WHERE {where}", *args)
+        return ticket_from_row(row) if row else None
+
+    async def get_ticket(self, number: int) -> Ticket | None:
+        return await self._one_ticket("number=$1", number)
+
+    async def open_ticket_for(self, platform: str, chat_id: str) -> Ticket | None:
+        return await self._one_ticket(
+            "platform=$1 AND chat_id=$2 AND status = ANY($3::text[]) ORDER BY number DESC LIMIT 1",
+            platform,
+            chat_id,
+            list(OPEN_STATUSES),
+        )
+
+    async def tickets_since(self, platform: str, chat_id: str, since: float) -> list[Ticket]:
+        rows = await self.pool.fetch(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE platform=$1 AND chat_id=$2 AND created_at >= $3 "
+            "ORDER BY number",
+            platform,
+            chat_id,
+            since,
+        )
+        return [ticket_from_row(r) for r in rows]
+
+    async def find_ticket_by_desk_ref(self, desk_ref: str) -> Ticket | None:
+        return await self._one_ticket("desk_ref=$1 ORDER BY number DESC LIMIT 1", desk_ref)
+
+    async def set_desk_ref(self, number: int, desk_ref: str | None) -> None:
+        await self.pool.execute("UPDATE tickets SET desk_ref=$1 WHERE number=$2", desk_ref, number)
+
+    async def update_ticket(self, ticket: Ticket) -> None:
+        sets = ", ".join(f"{c}=${n}" for n, c in enumerate(TICKET_UPDATE_COLUMNS, start=1))
+        await self.pool.execute(
+            f"UPDATE tickets SET {sets} WHERE number=${len(TICKET_UPDATE_COLUMNS) + 1}", *ticket_update_values(ticket)
+        )
+
+    async def list_tickets(self, status: str | None = None, overdue_at: float | None = None) -> list[Ticket]:
+        where: list[str] = ["TRUE"]
+        args: list[object] = []
+        if status:
+            args.append(status)
+            where.append(f"status=${len(args)}")
+        if overdue_at is not None:
+            args.extend([list(OPEN_STATUSES), overdue_at])
+            where.append(f"status = ANY(${len(args) - 1}::text[]) AND due_at < ${len(args)}")
+        rows = await self.pool.fetch(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE {' AND '.join(where)} ORDER BY number", *args
+        )
+        return [ticket_from_row(r) for r in rows]
+
+    async def add_ticket_message(self, message: TicketMessage) -> None:
+        await self.pool.execute(
+            "INSERT INTO ticket_messages (ticket, role, text, author, at) VALUES ($1, $2, $3, $4, $5)",
+            message.ticket,
+            message.role,
+            message.text,
+            message.author,
+            message.at,
+        )
+
+    async def ticket_messages(self, number: int) -> list[TicketMessage]:
+        rows = await self.pool.fetch(
+            "SELECT ticket, role, text, author, at FROM ticket_messages WHERE ticket=$1 ORDER BY id", number
+        )
+        return [TicketMessage(r["ticket"], r["role"], r["text"], r["at"], r["author"]) for r in rows]
+
+    # -- outbox ----------------------------------------------------------------------------------
+
+    async def enqueue(self, item: OutboxItem) -> int:
+        return int(
+            await self.pool.fetchval(
+                f"INSERT INTO outbox ({OUTBOX_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) RETURNING id",
+                *outbox_values(item),
+            )
+        )
+
+    async def due(self, platforms: tuple[str, ...], now: float, limit: int = 50) -> list[OutboxItem]:
+        rows = await self.pool.fetch(_DUE, list(platforms), now, limit)
+        return sorted((outbox_from_row(r) for r in rows), key=lambda item: item.id)
+
+    async def mark_sent(self, item_id: int) -> None:
+        await self.pool.execute("UPDATE outbox SET status='sent', error='' WHERE id=$1", item_id)
+
+    async def retry_later(self, item_id: int, next_at: float, error: str) -> None:
+        await self.pool.execute(
+            "UPDATE outbox SET attempts=attempts+1, next_at=$1, error=$2 WHERE id=$3", next_at, error, item_id
+        )
+
+    async def give_up(self, item_id: int, error: str) -> None:
+        await self.pool.execute("UPDATE outbox SET status='dead', error=$1 WHERE id=$2", error, item_id)
+
+    async def pending_count(self, platform: str | None = None) -> int:
+        if platform is None:
+            return int(await self.pool.fetchval("SELECT COUNT(*) FROM outbox WHERE status='pending'"))
+        return int(
+            await self.pool.fetchval("SELECT COUNT(*) FROM outbox WHERE status='pending' AND platform=$1", platform)
+        )
+
+    # -- chats -----------------------------------------------------------------------------------
+
+    async def set_chat_blocked(self, platform: str, chat_id: str, blocked: bool) -> None:
+        if blocked:
+            await self.pool.execute(
+                "INSERT INTO blocked_chats (platform, chat_id, at) VALUES ($1, $2, extract(epoch from now())) "
+                "ON CONFLICT DO NOTHING",
+                platform,
+                chat_id,
+            )
+        else:
+            await self.pool.execute("DELETE FROM blocked_chats WHERE platform=$1 AND chat_id=$2", platform, chat_id)
+
+    async def is_chat_blocked(self, platform: str, chat_id: str) -> bool:
+        return bool(
+            await self.pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM blocked_chats WHERE platform=$1 AND chat_id=$2)", platform, chat_id
+            )
+        )
+
+    # -- cursors ---------------------------------------------------------------------------------
+
+    async def get_cursor(self, name: str) -> str | None:
+        value = await self.pool.fetchval("SELECT value FROM cursors WHERE name=$1", name)
+        return str(value) if value is not None else None
+
+    async def set_cursor(self, name: str, value: str) -> None:
+        await self.pool.execute(
+            "INSERT INTO cursors (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value=excluded.value",
+            name,
+            value,
+        )
+
+    # -- editors ---------------------------------------------------------------------------------
+
+    async def unanswered(self, since: float, limit: int = 30) -> list[UnansweredGroup]:
+        rows = await self.pool.fetch(
+            "SELECT normalized, COUNT(*) AS n, MAX(at) AS last_at, string_agg(DISTINCT outcome, ',') AS outcomes, "
+            "(SELECT u2.text FROM unanswered u2 WHERE u2.normalized=u.normalized ORDER BY u2.id DESC LIMIT 1) AS example "
+            "FROM unanswered u WHERE at >= $1 GROUP BY normalized ORDER BY n DESC, last_at DESC LIMIT $2",
+            since,
+            limit,
+        )
+        return [UnansweredGroup(r["normalized"], r["n"], r["example"], r["last_at"], r["outcomes"] or "") for r in rows]
+
+    # -- personal data: retention and erasure ------------------------------------------------------
+
+    async def purge(self, before: float) -> dict[str, int]:
+        open_statuses = list(OPEN_STATUSES)
+        closed = "SELECT number FROM tickets WHERE NOT (status = ANY($1::text[])) AND closed_at IS NOT NULL AND closed_at < $2"
+        statements: list[tuple[str, str, tuple[Any, ...]]] = [
+            ("ticket_messages", f"DELETE FROM ticket_messages WHERE ticket IN ({closed})", (open_statuses, before)),
+            ("transcript", "DELETE FROM transcript WHERE at < $1", (before,)),
+            ("unanswered", "DELETE FROM unanswered WHERE at < $1", (before,)),
+            ("outbox", "DELETE FROM outbox WHERE status != 'pending' AND created_at < $1", (before,)),
+            ("sessions", "DELETE FROM sessions WHERE updated_at < $1", (before,)),
+            (
+                "ticket names",
+                "UPDATE tickets SET user_name='', user_id='' WHERE user_name || user_id != '' "
+                "AND NOT (status = ANY($1::text[])) AND closed_at IS NOT NULL AND closed_at < $2",
+                (open_statuses, before),
+            ),
+        ]
+        counts: dict[str, int] = {}
+        async with self.pool.acquire() as con, con.transaction():
+            for name, sql, args in statements:
+                counts[name] = _rowcount(await con.execute(sql, *args))
+        return counts
+
+    async def forget(self, platform: str, chat_id: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        async with self.pool.acquire() as con, con.transaction():
+            numbers = [
+                int(r["number"])
+                for r in await con.fetch(
+                    "SELECT number FROM tickets WHERE platform=$1 AND chat_id=$2 FOR UPDATE", platform, chat_id
+                )
+            ]
+            for name, table in (
+                ("sessions", "sessions"),
+                ("transcript", "transcript"),
+                ("unanswered", "unanswered"),
+                ("outbox", "outbox"),
+                ("blocked_chats", "blocked_chats"),
+            ):
+                counts[name] = _rowcount(
+                    await con.execute(f"DELETE FROM {table} WHERE platform=$1 AND chat_id=$2", platform, chat_id)
+                )
+            counts["ticket_messages"] = _rowcount(
+                await con.execute("DELETE FROM ticket_messages WHERE ticket = ANY($1::bigint[])", numbers)
+            )
+            counts["desk events"] = _rowcount(
+                await con.execute("DELETE FROM outbox WHERE ticket = ANY($1::bigint[])", numbers)
+            )
+            counts["tickets"] = _rowcount(
+                await con.execute(
+                    "UPDATE tickets SET chat_id='', user_id='', user_name='', reason='', steps_tried='[]', "
+                    "candidates='[]', desk_ref=NULL, rating=NULL, "
+                    "status=CASE WHEN status = ANY($1::text[]) THEN 'cancelled' ELSE status END, "
+                    "closed_at=COALESCE(closed_at, $2) WHERE platform=$3 AND chat_id=$4",
+                    list(OPEN_STATUSES),
+                    time.time(),
+                    platform,
+                    chat_id,
+                )
+            )
+        return counts
+
+
+def _rowcount(status: str) -> int:
+    """The row count at the end of a command tag such as 'DELETE 3' or 'UPDATE 1'."""
+    tail = status.rsplit(" ", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
