@@ -49,11 +49,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+DATABASE_ONLY = frozenset({"stats", "forget", "audit", "migrate", "copy-db"})  # commands that need no knowledge
+
+
 def _missing_knowledge(args: argparse.Namespace, settings: Settings) -> str | None:
     """One line for a command started where there is no knowledge (outside the repository), instead
     of a "file is missing" per file: where it looked and what to set."""
-    if args.command == "stats" or getattr(args, "dir", None):
-        return None  # stats reads only the database; an explicit directory is checked by its command
+    if args.command in DATABASE_ONLY or getattr(args, "dir", None):
+        return None  # these read only the database; an explicit directory is checked by its command
     directory = settings.knowledge
     if (directory / "faq.yaml").is_file() or (directory.is_dir() and any(directory.iterdir())):
         return None

@@ -20,7 +20,7 @@ import pytest
 from scenario import ROOT
 
 README = ROOT / "README.md"
-COVERED = {"chat", "ask", "eval", "check", "examples", "tickets", "stats", "run"}
+COVERED = {"chat", "ask", "eval", "check", "examples", "tickets", "stats", "run", "migrate", "copy"}
 
 
 def documented_commands() -> set[str]:
@@ -115,6 +115,12 @@ def test_every_documented_command_runs_in_a_fresh_clone(clone):
 
     # `gosbot run` without tokens is the terminal chat.
     assert "8 800 100-70-10" in run("run", stdin="/phone\n")
+
+    # Moving up: the schema is current; copy-db refuses, in one line, a server it cannot reach.
+    assert "schema version" in run("migrate")
+    refused = gosbot_in(clone, clone, "copy-db", "gosbot.sqlite3", "postgresql://127.0.0.1:1/none")
+    assert refused.returncode == 2
+    assert len(refused.stderr.strip().splitlines()) == 1
 
 
 def test_outside_the_repository_one_line_says_where_it_looked(clone, tmp_path):
