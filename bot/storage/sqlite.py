@@ -1,13 +1,15 @@
 """SQLite through aiosqlite: one file, WAL, numbered migrations (shared with PostgreSQL).
 
-One connection serves the whole process; an asyncio lock makes each method one transaction, so
+One connection serves the whole process; an asyncio lock makes each trip to it one step, so
 concurrent chats never interleave statements and SQLite never reports "database is locked" inside a
 process. Other processes (the `gosbot tickets` commands while the bot runs) wait on busy_timeout.
 
-The turn path is the hot one: `begin_turn` (duplicate mark + session) and `commit_turn` (session,
-update mark, transcript, unanswered log, outbox, COMMIT) each run as one function on aiosqlite's
-connection thread — one hop across threads instead of one per statement and per fetch. Every other
-read is `execute_fetchall` (one hop too).
+Every read and write goes through a `Batcher` (bot/storage/sqlite_batch.py): what concurrent chats
+ask while the connection's thread is busy is taken together in the next trip, one hop across
+threads for all of it, and the turns (`commit_turn`: session, update mark, transcript, unanswered
+log, outbox) of one trip are written in one transaction with one COMMIT (group commit). A caller is
+answered only after its COMMIT returned. `begin_turn` (duplicate mark + session) is one function
+call in a trip.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from bot.storage.rows import (
     ticket_update_values,
     ticket_values,
 )
+from bot.storage.sqlite_batch import Batcher
 
 MIGRATIONS = render("sqlite")
 
@@ -55,35 +58,35 @@ def _begin_turn(con: sqlite3.Connection, platform: str, chat_id: str, update_id:
     return False, row[0] if row else None
 
 
-def _commit_turn(con: sqlite3.Connection, turn: Turn) -> None:
+def _write_turn(con: sqlite3.Connection, turn: Turn) -> None:
+    """A turn's writes, not committed (the batcher commits the turns of a trip together)."""
     s = turn.session
-    try:
+    con.execute(
+        "INSERT INTO sessions (platform, chat_id, state, updated_at) VALUES (?,?,?,?) "
+        "ON CONFLICT (platform, chat_id) DO UPDATE SET state=excluded.state, updated_at=excluded.updated_at",
+        (s.platform, s.chat_id, s.to_json(), turn.at),
+    )
+    if turn.update_id:
         con.execute(
-            "INSERT INTO sessions (platform, chat_id, state, updated_at) VALUES (?,?,?,?) "
-            "ON CONFLICT (platform, chat_id) DO UPDATE SET state=excluded.state, updated_at=excluded.updated_at",
-            (s.platform, s.chat_id, s.to_json(), turn.at),
+            "INSERT OR IGNORE INTO processed_updates (platform, update_id, at) VALUES (?,?,?)",
+            (s.platform, turn.update_id, turn.at),
         )
-        if turn.update_id:
-            con.execute(
-                "INSERT OR IGNORE INTO processed_updates (platform, update_id, at) VALUES (?,?,?)",
-                (s.platform, turn.update_id, turn.at),
-            )
-        if turn.transcript:
-            con.executemany(
-                "INSERT INTO transcript (platform, chat_id, role, text, at) VALUES (?,?,?,?,?)",
-                [(s.platform, s.chat_id, role, text, turn.at) for role, text in turn.transcript],
-            )
-        if turn.unanswered:
-            con.executemany(
-                "INSERT INTO unanswered (text, normalized, outcome, at, platform, chat_id) VALUES (?,?,?,?,?,?)",
-                [(t, n, o, turn.at, s.platform, s.chat_id) for t, n, o in turn.unanswered],
-            )
-        if turn.outbox:
-            con.executemany(_INSERT_OUTBOX, [outbox_values(item) for item in turn.outbox])
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
+    if turn.transcript:
+        con.executemany(
+            "INSERT INTO transcript (platform, chat_id, role, text, at) VALUES (?,?,?,?,?)",
+            [(s.platform, s.chat_id, role, text, turn.at) for role, text in turn.transcript],
+        )
+    if turn.unanswered:
+        con.executemany(
+            "INSERT INTO unanswered (text, normalized, outcome, at, platform, chat_id) VALUES (?,?,?,?,?,?)",
+            [(t, n, o, turn.at, s.platform, s.chat_id) for t, n, o in turn.unanswered],
+        )
+    if turn.outbox:
+        con.executemany(_INSERT_OUTBOX, [outbox_values(item) for item in turn.outbox])
+
+
+def _fetchall(con: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> list[sqlite3.Row]:
+    return con.execute(sql, args).fetchall()
 
 
 def _create_ticket(con: sqlite3.Connection, ticket: Ticket, messages: list[TicketMessage]) -> int:
@@ -120,6 +123,7 @@ class SqliteStore(Store):
         self.busy_timeout = busy_timeout
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._batch: Batcher[Turn] = Batcher(self._hop, _write_turn)
 
     async def open(self) -> None:
         """Connect, migrate and prove that a write commits; StoreUnavailable (one line) if not."""
@@ -149,6 +153,7 @@ class SqliteStore(Store):
             raise StoreUnavailable(f"cannot use the database {self.path}: {_reason(exc)}") from exc
 
     async def close(self) -> None:
+        await self._batch.drain()
         if self._db is not None:
             await self._db.close()
             self._db = None
@@ -159,18 +164,27 @@ class SqliteStore(Store):
             raise RuntimeError("SqliteStore is not open: call await store.open() first")
         return self._db
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(connection, *args)` on the connection's thread as one step: one hop for many statements.
+    def _must_be_open(self) -> None:
+        """Fail in the caller, not in a trip, when the store is not open."""
+        if self._db is None:
+            raise RuntimeError("SqliteStore is not open: call await store.open() first")
+
+    async def _hop(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(connection)` on the connection's thread: one hop for a whole trip.
 
         aiosqlite's own methods reach that thread through `Connection._execute`; it has no public way
         to run a whole function there, so this is the one place that leans on its internals."""
         db = self.db
         async with self._lock:
-            return await db._execute(lambda: fn(db._conn, *args))  # type: ignore[no-any-return]
+            return await db._execute(lambda: fn(db._conn))  # type: ignore[no-any-return]
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(connection, *args)` in the next trip (it commits its own writes)."""
+        self._must_be_open()
+        return await self._batch.call(fn, *args)
 
     async def _fetch(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        async with self._lock:
-            return list(await self.db.execute_fetchall(sql, args))
+        return await self._run(_fetchall, sql, args)
 
     async def migrate(self) -> int:
         """Apply the migrations this file lacks; returns how many were applied."""
@@ -212,7 +226,8 @@ class SqliteStore(Store):
         return seen, Session.from_json(state) if state is not None else None
 
     async def commit_turn(self, turn: Turn) -> None:
-        await self._run(_commit_turn, turn)
+        self._must_be_open()
+        await self._batch.turn(turn)
 
     async def recent_transcript(self, platform: str, chat_id: str, limit: int) -> list[tuple[str, str]]:
         rows = await self._fetch(
