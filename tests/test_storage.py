@@ -429,20 +429,20 @@ async def test_sqlite_turn_crosses_to_the_database_thread_few_times(source, sqli
     from bot.dialogue import Dialogue
 
     hops = 0
-    real = sqlite_store.db._execute
+    real = sqlite_store._send
 
-    async def counted(fn, *args, **kwargs):
+    def counted(fn):
         nonlocal hops
         hops += 1
-        return await real(fn, *args, **kwargs)
+        return real(fn)
 
-    monkeypatch.setattr(sqlite_store.db, "_execute", counted)
+    monkeypatch.setattr(sqlite_store._batch, "_send", counted)
     chat = Chat(Dialogue(source, sqlite_store))
     await chat.say("не приходит смс с кодом")
     first = hops
     await chat.press(chat.payloads[0])
     await chat.send("не приходит смс с кодом", update_id="1-1")  # a duplicate: one read, nothing written
-    assert first <= 3  # begin_turn, open_ticket_for, commit_turn
+    assert 2 <= first <= 3  # begin_turn, open_ticket_for, commit_turn
     assert hops - first <= 4
     seen, session = await sqlite_store.begin_turn("test", "1", "1-1")
     assert seen

@@ -123,7 +123,7 @@ class SqliteStore(Store):
         self.busy_timeout = busy_timeout
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
-        self._batch: Batcher[Turn] = Batcher(self._hop, _write_turn)
+        self._batch: Batcher[Turn] = Batcher(self._send, _write_turn, self._lock)
 
     async def open(self) -> None:
         """Connect, migrate and prove that a write commits; StoreUnavailable (one line) if not."""
@@ -169,14 +169,18 @@ class SqliteStore(Store):
         if self._db is None:
             raise RuntimeError("SqliteStore is not open: call await store.open() first")
 
-    async def _hop(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(connection)` on the connection's thread: one hop for a whole trip.
+    def _send(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Put `fn(connection)` on the connection's thread now; the future of its result.
 
-        aiosqlite's own methods reach that thread through `Connection._execute`; it has no public way
-        to run a whole function there, so this is the one place that leans on its internals."""
+        aiosqlite has no public way to run a whole function on its thread, nor to do so without
+        awaiting (which would delay the trip until the event loop came round to it); this is the
+        one place that leans on its internals: `_tx`, the thread's queue, and `_conn`."""
         db = self.db
-        async with self._lock:
-            return await db._execute(lambda: fn(db._conn))  # type: ignore[no-any-return]
+        if not db._running:
+            raise ValueError("Connection closed")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        db._tx.put_nowait((future, lambda: fn(db._conn)))
+        return future
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(connection, *args)` in the next trip (it commits its own writes)."""

@@ -21,14 +21,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 W = TypeVar("W")  # what one turn is (the store's Turn)
 
-Hop = Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]]
+# Puts `fn(connection)` on the connection's thread now (no await) and returns the future of its result.
+Send = Callable[[Callable[[sqlite3.Connection], Any]], "asyncio.Future[Any]"]
 
 
 @dataclass
@@ -39,15 +40,23 @@ class _Work(Generic[W]):
 
 
 class Batcher(Generic[W]):
-    """`hop(fn)` runs `fn(connection)` on the connection's thread and returns its result;
-    `write_turn(connection, turn)` writes one turn without committing."""
+    """`send(fn)` puts `fn(connection)` on the connection's thread; `write_turn(connection, turn)`
+    writes one turn without committing; while `lock` is held (a caller running several statements
+    of its own), no trip is sent.
 
-    def __init__(self, hop: Hop, write_turn: Callable[[sqlite3.Connection, W], None]):
-        self._hop = hop
+    One trip at a time. A trip is sent at once, from the caller that finds none under way, so the
+    database works while the event loop goes on with other chats; what is asked meanwhile goes in
+    the next trip, sent when this one's answer arrives."""
+
+    def __init__(self, send: Send, write_turn: Callable[[sqlite3.Connection, W], None], lock: asyncio.Lock):
+        self._send = send
         self._write_turn = write_turn
+        self._lock = lock
         self._queue: list[_Work[W]] = []
-        self._task: asyncio.Task[None] | None = None
-        self.trips = 0  # hops made (for tests and the benchmark)
+        self._busy = False  # a trip is under way, or waits for the lock
+        self._idle: list[asyncio.Future[None]] = []  # drain() waiting for the queue to empty
+        self._waiting: asyncio.Task[None] | None = None
+        self.trips = 0  # trips sent (for tests and the benchmark)
         self.commits = 0  # turn transactions committed
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
@@ -60,50 +69,83 @@ class Batcher(Generic[W]):
 
     async def drain(self) -> None:
         """Wait until everything queued so far has been done (before closing the connection)."""
-        while self._task is not None:
-            await asyncio.shield(self._task)
+        while self._busy or self._queue:
+            idle = asyncio.get_running_loop().create_future()
+            self._idle.append(idle)
+            await idle
 
     async def _submit(self, call: Callable[[sqlite3.Connection], Any] | None, turn: W | None) -> Any:
-        loop = asyncio.get_running_loop()
-        work: _Work[W] = _Work(loop.create_future(), call, turn)
+        work: _Work[W] = _Work(asyncio.get_running_loop().create_future(), call, turn)
         self._queue.append(work)
-        if self._task is None:
-            self._task = loop.create_task(self._run())
+        self._next()
         return await work.future
 
-    async def _run(self) -> None:
+    def _next(self) -> None:
+        """Send the queue as one trip, unless a trip is under way (its end calls this again)."""
+        if self._busy:
+            return
+        # A caller cancelled before its trip was sent: its work is not done (not acknowledged,
+        # not committed).
+        batch = [w for w in self._queue if not w.future.done()]
+        self._queue = []
+        if not batch:
+            for idle in self._idle:
+                if not idle.done():
+                    idle.set_result(None)
+            self._idle = []
+            return
+        self._busy = True
+        if self._lock.locked():
+            self._waiting = asyncio.get_running_loop().create_task(self._when_unlocked(batch))
+        else:
+            self._go(batch)
+
+    async def _when_unlocked(self, batch: list[_Work[W]]) -> None:
         try:
-            while self._queue:
-                # A caller cancelled before its trip started: its work is not done (not acknowledged,
-                # not committed).
-                batch = [w for w in self._queue if not w.future.done()]
-                self._queue = []
-                if not batch:
+            async with self._lock:
+                pass
+        except asyncio.CancelledError:
+            self._finish(batch, None)
+            raise
+        self._waiting = None
+        self._go(batch)
+
+    def _go(self, batch: list[_Work[W]]) -> None:
+        self.trips += 1
+        try:
+            future = self._send(functools.partial(self._trip, batch=batch))
+        except BaseException as exc:  # the connection is closed
+            self._finish(batch, exc)
+            return
+        future.add_done_callback(functools.partial(self._answered, batch))
+
+    def _answered(self, batch: list[_Work[W]], future: asyncio.Future[Any]) -> None:
+        if future.cancelled():
+            self._finish(batch, None)
+        elif (exc := future.exception()) is not None:
+            self._finish(batch, exc)
+        else:
+            for w, (ok, value) in zip(batch, future.result(), strict=True):
+                if w.future.done():
                     continue
-                self.trips += 1
-                try:
-                    outcomes = await self._hop(functools.partial(self._trip, batch=batch))
-                except asyncio.CancelledError:
-                    for w in batch:
-                        w.future.cancel()
-                    raise
-                except BaseException as exc:  # the hop itself failed (connection closed …)
-                    for w in batch:
-                        if not w.future.done():
-                            w.future.set_exception(exc)
-                    continue
-                for w, (ok, value) in zip(batch, outcomes, strict=True):
-                    if w.future.done():
-                        continue
-                    if ok:
-                        w.future.set_result(value)
-                    else:
-                        w.future.set_exception(value)
-        finally:
-            self._task = None
-            for w in self._queue:  # only when cancelled: nobody is left to run them
+                if ok:
+                    w.future.set_result(value)
+                else:
+                    w.future.set_exception(value)
+            self._busy = False
+            self._next()
+
+    def _finish(self, batch: list[_Work[W]], exc: BaseException | None) -> None:
+        """The trip failed as a whole (exc) or was cancelled (None): every caller of it learns so."""
+        for w in batch:
+            if w.future.done():
+                continue
+            if exc is None:
                 w.future.cancel()
-            self._queue = []
+            else:
+                w.future.set_exception(exc)
+        self._busy = False
+        self._next()
 
     # -- on the connection's thread ------------------------------------------------------------------
 
