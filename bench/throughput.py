@@ -11,8 +11,9 @@ operator and cancel. The choices depend only on the chat's own replies, so every
 stores process exactly the same messages.
 
 Per store: `--runs` runs, each on a fresh store (SQLite: a new file in a temp dir, WAL, as the bot
-opens it), interleaved memory/SQLite; the run with the median throughput is reported. One
-untimed warm-up run first fills the matcher's caches. Latency per message is measured from the
+opens it; the log shows its trips to the connection's thread and its COMMITs), interleaved
+memory/SQLite; the run with the median throughput is reported. One untimed warm-up run first
+fills the matcher's caches. Latency per message is measured from the
 call of Dialogue.handle to its return, so under this load it includes waiting for the event loop
 and for the store (Little's law: about chats / throughput once the store makes chats queue).
 Then, for each store, `--sequential-chats` of the same chats run one after another: the unloaded
@@ -84,6 +85,8 @@ class RunResult:
     replies: int
     latencies_ns: list[int]
     kinds: dict[str, int]
+    trips: int = 0  # SQLite: trips to the connection's thread
+    commits: int = 0  # SQLite: turn transactions committed (turns of one trip share one)
 
     @property
     def rate(self) -> float:
@@ -142,6 +145,7 @@ async def one_run(
     """All chats at once; or, with `sequential`, that many chats one after another (no queueing)."""
     store: Store = SqliteStore(tmp / f"run{run}.sqlite3") if name == "sqlite" else MemoryStore()
     await store.open()
+    before = store.trips if isinstance(store, SqliteStore) else (0, 0)
     try:
         dialogue = Dialogue(source, store)
         lat: list[int] = []
@@ -155,9 +159,11 @@ async def one_run(
                 *(chat(dialogue, i, args.messages, args.seed, texts, lat, kinds) for i in range(args.chats))
             )
         wall = time.perf_counter() - start
+        after = store.trips if isinstance(store, SqliteStore) else (0, 0)
     finally:
         await store.close()
-    return RunResult(name, wall, len(lat), sum(replies), lat, kinds.counts)
+    trips, commits = (a - b for a, b in zip(after, before, strict=True))
+    return RunResult(name, wall, len(lat), sum(replies), lat, kinds.counts, trips, commits)
 
 
 def median_run(runs: list[RunResult]) -> RunResult:
@@ -168,6 +174,8 @@ def median_run(runs: list[RunResult]) -> RunResult:
 def describe(r: RunResult) -> dict[str, Any]:
     return {
         "wall_s": round(r.wall_s, 3),
+        "trips": r.trips,
+        "commits": r.commits,
         "messages": r.messages,
         "replies": r.replies,
         "msgs_per_s": round(r.rate, 1),
@@ -177,6 +185,7 @@ def describe(r: RunResult) -> dict[str, Any]:
 
 async def amain(args: argparse.Namespace) -> int:
     info = machine()
+    load_at_start = load_average()
     print(machine_header(info))
     knowledge = load_knowledge(KNOWLEDGE)
     matcher = Matcher(knowledge)
@@ -196,7 +205,8 @@ async def amain(args: argparse.Namespace) -> int:
             for name in ("memory", "sqlite"):
                 r = await one_run(name, source, args, texts, tmp, run)
                 results[name].append(r)
-                log(f"run {run} {name}: {r.wall_s:.2f} s, {r.rate:.0f} msgs/s")
+                extra = f", {r.trips} trips, {r.commits} commits" if name == "sqlite" else ""
+                log(f"run {run} {name}: {r.wall_s:.2f} s, {r.rate:.0f} msgs/s{extra}")
         alone = {
             name: await one_run(name, source, args, texts, tmp, 99, sequential=args.sequential_chats)
             for name in ("memory", "sqlite")
@@ -235,7 +245,10 @@ async def amain(args: argparse.Namespace) -> int:
     print(f"\nSQLite keeps {ratio:.0%} of the in-memory throughput")
     kinds = chosen["memory"].kinds
     print("message mix: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
-    print(f"total {total:.0f} s; load average at end {load_average()} (on {info['cpu_count']} CPUs)")
+    print(
+        f"total {total:.0f} s; load average {load_at_start} at start, {load_average()} at end "
+        f"(on {info['cpu_count']} CPUs)"
+    )
 
     payload = {
         "benchmark": "throughput",
@@ -253,6 +266,7 @@ async def amain(args: argparse.Namespace) -> int:
         "all_runs": {name: [describe(r) for r in runs] for name, runs in results.items()},
         "sqlite_over_memory": round(ratio, 3),
         "total_s": round(total, 1),
+        "load_average_at_start": load_at_start,
         "load_average_at_end": load_average(),
     }
     path = write_results("throughput", payload)

@@ -159,6 +159,11 @@ class SqliteStore(Store):
             self._db = None
 
     @property
+    def trips(self) -> tuple[int, int]:
+        """(trips to the connection's thread, turn transactions committed) since the store was made."""
+        return self._batch.trips, self._batch.commits
+
+    @property
     def db(self) -> aiosqlite.Connection:
         if self._db is None:
             raise RuntimeError("SqliteStore is not open: call await store.open() first")
