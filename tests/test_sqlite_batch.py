@@ -129,3 +129,25 @@ async def test_a_failed_commit_acknowledges_none_of_its_turns(tmp_path: Path):
     finally:
         thread.shutdown()
         con.close()
+
+
+async def test_a_database_locked_by_another_process_fails_the_shared_turns_together(tmp_path: Path):
+    """Another process holding the write lock past busy_timeout is no turn's fault: the turns that
+    shared the transaction fail together, rather than each waiting busy_timeout again in turn."""
+    store = SqliteStore(tmp_path / "locked.sqlite3", busy_timeout=0.5)
+    await store.open()
+    other = sqlite3.connect(store.path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # e.g. `gosbot tickets close` in the middle of its write
+        started = asyncio.get_running_loop().time()
+        results = await asyncio.gather(*(store.commit_turn(turn(f"c{i}")) for i in range(8)), return_exceptions=True)
+        elapsed = asyncio.get_running_loop().time() - started
+        assert all(isinstance(r, sqlite3.OperationalError) and "locked" in str(r) for r in results)
+        assert elapsed < 2.5  # two waits (the first trip, then the other seven together), not eight
+        other.execute("ROLLBACK")
+        await store.commit_turn(turn("after"))
+        assert in_file(store.path, "after")
+        assert not in_file(store.path, "c1")
+    finally:
+        other.close()
+        await store.close()

@@ -9,7 +9,8 @@ trip takes the whole queue and runs it on the connection's thread in one hop. Tw
   in ONE transaction and commits it once. Each caller is answered only after that COMMIT returned,
   so nothing is acknowledged before it is committed. When a turn's writes fail, the transaction is
   rolled back, that turn fails alone and the others are written again without it; when the COMMIT
-  itself fails, every turn of it fails (none is committed).
+  itself fails, or the database stays locked by another process, every turn of it fails (none is
+  committed).
 
 All work queued at the same moment is concurrent, so running the calls before the turns is one of
 the orders the callers could have seen anyway. This module knows nothing of the tables: the store
@@ -179,7 +180,9 @@ class Batcher(Generic[W]):
                 return failed
             except Exception as exc:
                 con.rollback()
-                if written == len(turns):  # the COMMIT failed: nothing of any turn is saved
+                if written == len(turns) or _locked(exc):
+                    # The COMMIT failed (nothing of any turn is saved), or another process holds the
+                    # database past busy_timeout: no turn is to blame, and each would wait as long.
                     failed.update((i, exc) for i, _ in turns)
                     return failed
                 failed[turns[written][0]] = exc
@@ -188,3 +191,7 @@ class Batcher(Generic[W]):
                 con.rollback()
                 raise
         return failed
+
+
+def _locked(exc: Exception) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
