@@ -5,23 +5,12 @@ from __future__ import annotations
 import io
 
 import pytest
-from scenario import Chat
+from scenario import Chat, only_ticket
 
 from bot.console import Console
 from bot.dialogue import Dialogue
 from bot.messages import Attachment
 from bot.tickets import DESK, TicketError
-
-
-@pytest.fixture
-def chat(dialogue) -> Chat:
-    return Chat(dialogue)
-
-
-async def only_ticket(dialogue: Dialogue):
-    tickets = await dialogue.store.list_tickets()
-    assert len(tickets) == 1
-    return tickets[0]
 
 
 async def test_operator_command_opens_a_ticket(chat, dialogue):
