@@ -593,7 +593,9 @@ class Dialogue:
         s, k = t.session, t.k
         existing = await self.store.open_ticket_for(s.platform, s.chat_id)
         if existing is not None:
-            self.desk.citizen_wrote(existing, note or k.text("btn_operator"), t.tickets)
+            self.desk.citizen_wrote(
+                existing, note or k.text("btn_operator"), t.tickets, desk_extras=t.incoming.desk_extras
+            )
             t.say(
                 Reply(
                     k.text("ticket_open_already", ticket=ticket_label(existing.number)),
@@ -610,6 +612,7 @@ class Dialogue:
         # Number 0 until the turn is committed: the ticket, its desk card and this confirmation are
         # saved in one transaction, and the confirmation gets the number the store gives it.
         ticket = self.desk.open(s, reason, t.transcript, history, t.tickets, topic=flow.topic if flow else None)
+        self.desk.extras(ticket, t.incoming.desk_extras, t.tickets)  # a photo captioned /operator
         # This turn's lines are already in the ticket; the transcript keeps them for the chat too.
         self._leave_flow(s)
         s.steps_tried, s.urgent_topic = [], None

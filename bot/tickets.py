@@ -200,6 +200,10 @@ class Desk:
             body = (body + " " if body else "") + " ".join(f"[{a}]" for a in attachments)
         work.messages.append(TicketMessage(ticket.number, "citizen", body, now))
         self._to_desk(work, ticket, "citizen", body)
+        self.extras(ticket, desk_extras, work)
+
+    def extras(self, ticket: Ticket, desk_extras: tuple[tuple[str, str], ...], work: TicketWork) -> None:
+        """Desk items a front end asked for with the citizen's message (a copy of a photo)."""
         for event, shown in desk_extras:
             self._to_desk(work, ticket, event, shown, chat_id=ticket.chat_id)
 

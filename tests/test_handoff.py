@@ -304,3 +304,29 @@ async def test_a_cancel_and_its_desk_event_are_saved_with_the_turn(dialogue, sql
     assert [m.text for m in await sqlite_store.ticket_messages(ticket.number) if m.role == "system"] == [
         "Гражданин отменил обращение"
     ]
+
+
+async def test_a_front_ends_desk_extras_follow_the_message_into_the_ticket(dialogue, sqlite_store):
+    """The copy of a photo a front end asks for goes to the desk with the turn: after the card of the
+    ticket the message opened (a photo captioned /operator), or after its line in an open ticket."""
+    from bot.messages import Incoming
+
+    extras = (("telegram_copy:5", "[photo]"),)
+    await dialogue.handle_queued(
+        Incoming(
+            "telegram", "79", text="/operator", attachments=(Attachment.PHOTO,), update_id="700", desk_extras=extras
+        )
+    )
+    [ticket] = await sqlite_store.list_tickets()
+    desk = await sqlite_store.due((DESK,), now=1e12)
+    assert [(i.event, i.ticket) for i in desk] == [("opened", ticket.number), ("telegram_copy:5", ticket.number)]
+    assert desk[1].chat_id == "79"
+    await dialogue.handle_queued(
+        Incoming("telegram", "79", text="", attachments=(Attachment.PHOTO,), update_id="701", desk_extras=extras)
+    )
+    assert [i.event for i in await sqlite_store.due((DESK,), now=1e12)][2:] == ["citizen", "telegram_copy:5"]
+    # Without a ticket the extras go nowhere.
+    await dialogue.handle_queued(
+        Incoming("telegram", "80", text="", attachments=(Attachment.PHOTO,), update_id="702", desk_extras=extras)
+    )
+    assert len(await sqlite_store.due((DESK,), now=1e12)) == 4
