@@ -35,7 +35,8 @@ class TicketError(Exception):
 
 
 def ticket_label(number: int) -> str:
-    """ "№ 12"; for ticket 0 (one a turn is opening) a mark the commit replaces with its number."""
+    """How a citizen sees the number: "№ 12". Ticket 0 (one a turn is opening) gets NEW_TICKET, a
+    mark the store replaces with the number it assigns when the turn is committed."""
     return f"№ {number or NEW_TICKET}"
 
 

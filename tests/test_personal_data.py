@@ -254,10 +254,7 @@ def test_retention_days_come_from_the_environment():
     assert Settings.from_env({"GOSBOT_RETENTION_DAYS": "30"}).retention_days == 30
 
 
-@pytest.mark.xfail(
-    reason="audit reads the official hotline in the bot's own transcript lines as a SNILS (found at the last merge; open)",
-    strict=False,
-)
+@pytest.mark.xfail(reason="audit reads the official hotline in the bot's own transcript lines as a SNILS (found at the last merge; open)", strict=False)
 async def test_audit_finds_what_redaction_did_not_hide(tmp_path, dialogue, sqlite_store):
     await talk(dialogue)
     assert audit(sqlite_store.path) == []  # the bot's own records (cards, ids, JSON) raise no false alarm
@@ -273,10 +270,7 @@ async def test_audit_finds_what_redaction_did_not_hide(tmp_path, dialogue, sqlit
     assert all("902311" not in f.hint and "Romashka" not in f.hint for f in findings)
 
 
-@pytest.mark.xfail(
-    reason="audit reads the official hotline in the bot's own transcript lines as a SNILS (found at the last merge; open)",
-    strict=False,
-)
+@pytest.mark.xfail(reason="audit reads the official hotline in the bot's own transcript lines as a SNILS (found at the last merge; open)", strict=False)
 async def test_forget_and_audit_from_the_command_line(tmp_path, source):
     db = tmp_path / "gosbot.sqlite3"
     store = SqliteStore(db)
