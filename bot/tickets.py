@@ -171,7 +171,7 @@ class Desk:
         messages = [TicketMessage(0, role, text, now) for role, text in lines]
         work.new = ticket
         work.messages.extend(messages)
-        self._to_desk(work, ticket, "opened", ticket_card(ticket, messages, k))
+        self._desk_item(work, ticket, "opened", ticket_card(ticket, messages, k))
         return ticket
 
     async def refusal(self, platform: str, chat_id: str) -> str | None:
@@ -200,13 +200,13 @@ class Desk:
         if attachments:
             body = (body + " " if body else "") + " ".join(f"[{a}]" for a in attachments)
         work.messages.append(TicketMessage(ticket.number, "citizen", body, now))
-        self._to_desk(work, ticket, "citizen", body)
+        self._desk_item(work, ticket, "citizen", body)
         self.extras(ticket, desk_extras, work)
 
     def extras(self, ticket: Ticket, desk_extras: tuple[tuple[str, str], ...], work: TicketWork) -> None:
         """Desk items a front end asked for with the citizen's message (a copy of a photo)."""
         for event, shown in desk_extras:
-            self._to_desk(work, ticket, event, shown, chat_id=ticket.chat_id)
+            self._desk_item(work, ticket, event, shown, chat_id=ticket.chat_id)
 
     def bot_said(self, ticket: Ticket, texts: list[str], work: TicketWork) -> None:
         """The bot's own replies to a chat with an open ticket, kept in the ticket for staff."""
@@ -225,20 +225,20 @@ class Desk:
         work.updates.append(ticket)
         title = k.topics[topic].title
         work.messages.append(TicketMessage(ticket.number, "system", f"Стало срочным: {title}", now))
-        self._to_desk(work, ticket, "escalated", f"⚠️ Обращение {ticket_label(ticket.number)} стало срочным: {title}")
+        self._desk_item(work, ticket, "escalated", f"⚠️ Обращение {ticket_label(ticket.number)} стало срочным: {title}")
 
     def cancel(self, ticket: Ticket, work: TicketWork) -> None:
         ticket.status = "cancelled"
         ticket.closed_at = self.clock()
         work.updates.append(ticket)
         work.messages.append(TicketMessage(ticket.number, "system", "Гражданин отменил обращение", ticket.closed_at))
-        self._to_desk(work, ticket, "cancelled", f"Обращение {ticket_label(ticket.number)} отменено гражданином")
+        self._desk_item(work, ticket, "cancelled", f"Обращение {ticket_label(ticket.number)} отменено гражданином")
 
     def rate(self, ticket: Ticket, rating: int, work: TicketWork) -> None:
         ticket.rating = rating
         work.updates.append(ticket)
         work.messages.append(TicketMessage(ticket.number, "system", f"Оценка {rating}/5", self.clock()))
-        self._to_desk(work, ticket, "rated", f"Оценка обращения {ticket_label(ticket.number)}: {rating}/5")
+        self._desk_item(work, ticket, "rated", f"Оценка обращения {ticket_label(ticket.number)}: {rating}/5")
 
     # -- staff side ------------------------------------------------------------------------------
 
@@ -270,7 +270,7 @@ class Desk:
             w.messages.append(TicketMessage(number, "system", taken, self.clock()))
             if holder is None:  # the citizen was told already when the first operator took it
                 self._to_citizen(w, ticket, Reply(self.knowledge().text("ticket_taken", ticket=ticket_label(number))))
-            self._to_desk(
+            self._desk_item(
                 w,
                 ticket,
                 "taken",
@@ -307,7 +307,7 @@ class Desk:
             w.messages.append(TicketMessage(number, "operator", clean, self.clock(), operator))
             self._to_citizen(w, ticket, Reply(k.text("operator_reply", ticket=ticket_label(number), text=clean)))
             if to_desk:
-                self._to_desk(w, ticket, "operator", f"{operator} → гражданину: {clean}")
+                self._desk_item(w, ticket, "operator", f"{operator} → гражданину: {clean}")
         return ticket
 
     async def note(
@@ -326,7 +326,7 @@ class Desk:
         async with self._saving(work) as w:
             w.messages.append(TicketMessage(number, "note", clean, self.clock(), operator))
             if to_desk:
-                self._to_desk(w, ticket, "note", f"Заметка ({operator}): {clean}")
+                self._desk_item(w, ticket, "note", f"Заметка ({operator}): {clean}")
         return ticket
 
     async def close(self, number: int, operator: str | None = None, *, work: TicketWork | None = None) -> Ticket:
@@ -341,19 +341,18 @@ class Desk:
             w.updates.append(ticket)
             w.messages.append(TicketMessage(number, "system", f"Закрыл(а): {operator}", ticket.closed_at))
             self._to_citizen(w, ticket, Reply(k.text("ticket_closed", ticket=ticket_label(number)), stars))
-            self._to_desk(w, ticket, "closed", f"Обращение {ticket_label(number)} закрыто ({operator})")
+            self._desk_item(w, ticket, "closed", f"Обращение {ticket_label(number)} закрыто ({operator})")
         return ticket
 
     async def announce_overdue(self) -> list[Ticket]:
         """Put each newly overdue ticket on the desk once; returns them."""
         due = [t for t in await self.store.list_tickets(overdue_at=self.clock()) if not t.overdue_announced]
-        for ticket in due:  # each on its own: the mark and its announcement together
+        for ticket in due:
             ticket.overdue_announced = True
-            async with self._saving(None) as w:
-                w.updates.append(ticket)
-                self._to_desk(
-                    w, ticket, "overdue", f"⏰ Просрочено обращение {ticket_label(ticket.number)} ({ticket.topic})"
-                )
+            await self.store.update_ticket(ticket)
+            await self._to_desk(
+                ticket, "overdue", f"⏰ Просрочено обращение {ticket_label(ticket.number)} ({ticket.topic})"
+            )
         return due
 
     async def set_desk_ref(self, ticket: Ticket, desk_ref: str | None) -> None:
@@ -375,7 +374,13 @@ class Desk:
             OutboxItem(ticket.platform, ticket.chat_id, reply, ticket=ticket.number, created_at=self.clock())
         )
 
-    def _to_desk(self, work: TicketWork, ticket: Ticket, event: str, text: str, chat_id: str = "") -> None:
+    async def _to_desk(self, ticket: Ticket, event: str, text: str) -> None:
+        """A desk event on its own (the overdue watcher)."""
+        work = TicketWork()
+        self._desk_item(work, ticket, event, text)
+        await self.store.enqueue(work.outbox[0])
+
+    def _desk_item(self, work: TicketWork, ticket: Ticket, event: str, text: str, chat_id: str = "") -> None:
         work.outbox.append(
             OutboxItem(
                 DESK,

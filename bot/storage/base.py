@@ -3,9 +3,8 @@ many coroutines at once (the dialogue handles different chats concurrently)."""
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot.messages import Reply
 from bot.records import OutboxItem, Session, Ticket, TicketMessage, UnansweredGroup
@@ -24,7 +23,7 @@ def numbered_reply(reply: Reply, number: int) -> Reply:
     """`reply` with the new ticket's number in place of NEW_TICKET (its text and buttons)."""
     if NEW_TICKET not in reply.text and not any(NEW_TICKET in b.payload for b in reply.buttons):
         return reply
-    buttons = tuple(dataclasses.replace(b, payload=_numbered(b.payload, number)) for b in reply.buttons)
+    buttons = tuple(replace(b, payload=_numbered(b.payload, number)) for b in reply.buttons)
     return Reply(_numbered(reply.text, number), buttons)
 
 
@@ -48,15 +47,13 @@ class TicketWork:
         """This work with the new ticket's number filled in everywhere."""
 
         def item(o: OutboxItem) -> OutboxItem:
-            return dataclasses.replace(
-                o, ticket=number if o.ticket == 0 else o.ticket, reply=numbered_reply(o.reply, number)
-            )
+            return replace(o, ticket=number if o.ticket == 0 else o.ticket, reply=numbered_reply(o.reply, number))
 
         return TicketWork(
-            new=dataclasses.replace(self.new, number=number) if self.new else None,
+            new=replace(self.new, number=number) if self.new else None,
             updates=list(self.updates),
             messages=[
-                dataclasses.replace(m, ticket=number if m.ticket == 0 else m.ticket, text=_numbered(m.text, number))
+                replace(m, ticket=number if m.ticket == 0 else m.ticket, text=_numbered(m.text, number))
                 for m in self.messages
             ],
             outbox=[item(o) for o in self.outbox],
@@ -77,10 +74,10 @@ class Turn:
 
     def numbered(self, number: int) -> Turn:
         """This turn with the new ticket's number filled in (transcript, replies, ticket work)."""
-        return dataclasses.replace(
+        return replace(
             self,
             transcript=tuple((role, _numbered(text, number)) for role, text in self.transcript),
-            outbox=tuple(dataclasses.replace(o, reply=numbered_reply(o.reply, number)) for o in self.outbox),
+            outbox=tuple(replace(o, reply=numbered_reply(o.reply, number)) for o in self.outbox),
             tickets=self.tickets.numbered(number) if self.tickets else None,
         )
 

@@ -87,14 +87,19 @@ def _commit_tickets(con: sqlite3.Connection, work: TicketWork, update: tuple[str
     return True
 
 
+def _open_ticket(con: sqlite3.Connection, turn: Turn) -> tuple[int | None, Turn]:
+    """Insert the ticket the turn opens, if any: its number, and the turn with that number in it."""
+    if not (turn.tickets and turn.tickets.new):
+        return None, turn
+    number = con.execute(_INSERT_TICKET, ticket_values(turn.tickets.new)).lastrowid
+    assert number is not None
+    return number, turn.numbered(number)
+
+
 def _commit_turn(con: sqlite3.Connection, turn: Turn) -> int | None:
-    s = turn.session
-    number = None
     try:
-        if turn.tickets and turn.tickets.new:
-            number = con.execute(_INSERT_TICKET, ticket_values(turn.tickets.new)).lastrowid
-            assert number is not None
-            turn = turn.numbered(number)
+        number, turn = _open_ticket(con, turn)
+        s = turn.session
         con.execute(
             "INSERT INTO sessions (platform, chat_id, state, updated_at) VALUES (?,?,?,?) "
             "ON CONFLICT (platform, chat_id) DO UPDATE SET state=excluded.state, updated_at=excluded.updated_at",
