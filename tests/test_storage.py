@@ -13,7 +13,7 @@ from postgres_server import create_database, drop_database
 from bot.messages import Button, Reply
 from bot.records import OutboxItem, Session, Ticket, TicketMessage
 from bot.storage import MemoryStore, SqliteStore
-from bot.storage.base import Store, Turn
+from bot.storage.base import NEW_TICKET, Store, TicketWork, Turn
 from bot.storage.postgres import PostgresStore
 from bot.storage.sqlite import MIGRATIONS
 
@@ -239,6 +239,147 @@ async def test_commit_turn_enqueues_its_outbox(store):
     item = OutboxItem("telegram", "c1", Reply("из хода"), created_at=1.0)
     await store.commit_turn(Turn(session=Session("telegram", "c1"), outbox=(item,), at=1.0))
     assert [i.reply.text for i in await store.due(("telegram",), now=2.0)] == ["из хода"]
+
+
+def opening_turn(chat_id: str = "c1", update_id: str = "u1") -> Turn:
+    """A citizen's turn that opens a ticket: the ticket, its first lines, its desk card and the
+    citizen's confirmation, all saying NEW_TICKET until the store gives the ticket its number."""
+    card = OutboxItem("desk", "", Reply(f"Обращение № {NEW_TICKET}"), ticket=0, event="opened", created_at=1.0)
+    confirmation = OutboxItem("telegram", chat_id, Reply(f"Создано обращение № {NEW_TICKET}"), created_at=1.0)
+    return Turn(
+        session=Session("telegram", chat_id),
+        update_id=update_id,
+        transcript=(("citizen", "/operator"), ("bot", f"Создано обращение № {NEW_TICKET}")),
+        at=1.0,
+        outbox=(confirmation,),
+        tickets=TicketWork(
+            new=ticket(chat_id, platform="telegram"),
+            messages=[TicketMessage(0, "citizen", "/operator", 1.0)],
+            outbox=[card],
+        ),
+    )
+
+
+@contract
+async def test_commit_turn_opens_a_ticket_with_its_desk_card_and_confirmation(store):
+    number = await store.commit_turn(opening_turn())
+    assert number is not None
+    assert number >= 1
+    assert (await store.open_ticket_for("telegram", "c1")).number == number
+    assert [(m.ticket, m.text) for m in await store.ticket_messages(number)] == [(number, "/operator")]
+    [card] = await store.due(("desk",), now=2.0)
+    assert (card.ticket, card.event, card.reply.text) == (number, "opened", f"Обращение № {number}")
+    [confirmation] = await store.due(("telegram",), now=2.0)
+    assert confirmation.reply.text == f"Создано обращение № {number}"
+    assert await store.recent_transcript("telegram", "c1", 5) == [
+        ("citizen", "/operator"),
+        ("bot", f"Создано обращение № {number}"),
+    ]
+    assert await store.seen_update("telegram", "u1")
+    assert await store.commit_turn(opening_turn("c2", "u2")) == number + 1
+    assert await store.commit_turn(Turn(session=Session("telegram", "c3"), at=1.0)) is None
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"], indirect=True)
+async def test_a_turn_that_fails_to_commit_leaves_no_ticket_and_no_mark(store):
+    """A turn's write fails half-way (here: a message of a ticket that does not exist): the new
+    ticket, its card, the confirmation and the update's mark all stay out, so the redelivered
+    update opens the ticket once."""
+    turn = opening_turn()
+    assert turn.tickets is not None
+    turn.tickets.messages.append(TicketMessage(99999, "citizen", "нет такого обращения", 1.0))
+    with pytest.raises(store.failures):
+        await store.commit_turn(turn)
+    assert await store.open_ticket_for("telegram", "c1") is None
+    assert await store.pending_count() == 0
+    assert not await store.seen_update("telegram", "u1")
+    assert await store.recent_transcript("telegram", "c1", 5) == []
+    number = await store.commit_turn(opening_turn())
+    assert [t.number for t in await store.list_tickets()] == [number]
+
+
+def operator_reply(number: int, text: str = "Проверьте папку «Спам»") -> TicketWork:
+    t = ticket("c1", platform="telegram", number=number, status="taken", operator="Ольга")
+    return TicketWork(
+        updates=[t],
+        messages=[TicketMessage(number, "operator", text, 2.0, "Ольга")],
+        outbox=[OutboxItem("telegram", "c1", Reply(text), ticket=number, created_at=2.0)],
+    )
+
+
+@contract
+async def test_a_staff_update_is_applied_once(store):
+    number = await store.commit_turn(opening_turn())
+    assert await store.commit_tickets(operator_reply(number), ("telegram", "staff-1"), at=2.0)
+    assert await store.seen_update("telegram", "staff-1")
+    # Redelivered: the mark is there, nothing is applied again.
+    assert not await store.commit_tickets(operator_reply(number, "второй раз"), ("telegram", "staff-1"), at=3.0)
+    assert [m.text for m in await store.ticket_messages(number) if m.role == "operator"] == ["Проверьте папку «Спам»"]
+    texts = [i.reply.text for i in await store.due(("telegram",), now=5.0)]
+    assert texts == [f"Создано обращение № {number}", "Проверьте папку «Спам»"]
+    got = await store.get_ticket(number)
+    assert (got.status, got.operator) == ("taken", "Ольга")
+    # Without an update (the command line) it is simply applied.
+    assert await store.commit_tickets(TicketWork(messages=[TicketMessage(number, "note", "заметка", 4.0)]))
+    assert [m.role for m in await store.ticket_messages(number)][-1] == "note"
+    with pytest.raises(ValueError, match="only with a citizen's turn"):
+        await store.commit_tickets(TicketWork(new=ticket()))
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"], indirect=True)
+async def test_a_staff_update_that_fails_to_commit_leaves_no_mark(store):
+    number = await store.commit_turn(opening_turn())
+    broken = operator_reply(number)
+    broken.messages.append(TicketMessage(99999, "operator", "нет такого обращения", 2.0))
+    with pytest.raises(store.failures):
+        await store.commit_tickets(broken, ("telegram", "staff-1"), at=2.0)
+    assert not await store.seen_update("telegram", "staff-1")  # so the redelivered update acts
+    assert [m.role for m in await store.ticket_messages(number)] == ["citizen"]
+    assert await store.pending_count("telegram") == 1  # the confirmation only
+    assert await store.commit_tickets(operator_reply(number), ("telegram", "staff-1"), at=3.0)
+    assert await store.pending_count("telegram") == 2
+
+
+async def _twice_at_once(a: Store, b: Store, number: int, updates: int) -> None:
+    """Two processes get the same staff updates at the same moment: each update acts once."""
+    import asyncio
+
+    for n in range(updates):
+        update = ("telegram", f"staff-{n}")
+        results = await asyncio.gather(
+            a.commit_tickets(operator_reply(number, f"ответ {n}"), update, at=2.0),
+            b.commit_tickets(operator_reply(number, f"ответ {n}"), update, at=2.0),
+        )
+        assert sorted(results) == [False, True]
+    texts = [i.reply.text for i in await a.due(("telegram",), now=5.0, limit=1000)]
+    assert texts[1:] == [f"ответ {n}" for n in range(updates)]
+    assert len([m for m in await a.ticket_messages(number) if m.role == "operator"]) == updates
+
+
+async def test_postgres_a_staff_update_acts_once_across_processes(postgres_url):
+    a, b = PostgresStore(postgres_url), PostgresStore(postgres_url)
+    await a.open()
+    await b.open()
+    try:
+        number = await a.commit_turn(opening_turn())
+        assert number is not None
+        await _twice_at_once(a, b, number, 30)
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_sqlite_a_staff_update_acts_once_across_processes(tmp_path):
+    a, b = SqliteStore(tmp_path / "shared.sqlite3"), SqliteStore(tmp_path / "shared.sqlite3")
+    await a.open()
+    await b.open()
+    try:
+        number = await a.commit_turn(opening_turn())
+        assert number is not None
+        await _twice_at_once(a, b, number, 30)
+    finally:
+        await a.close()
+        await b.close()
 
 
 # -- chats and editors ------------------------------------------------------------------------------

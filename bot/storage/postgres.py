@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg
 
 from bot.records import OPEN_STATUSES, OutboxItem, Session, Ticket, TicketMessage, UnansweredGroup
-from bot.storage.base import Store, StoreUnavailable, Turn
+from bot.storage.base import Store, StoreUnavailable, TicketWork, Turn
 from bot.storage.migrations import render
 from bot.storage.rows import (
     OUTBOX_COLUMNS,
@@ -77,6 +77,49 @@ WITH claimed AS (
 UPDATE outbox SET next_at = $2 + {CLAIM_SECONDS} FROM claimed WHERE outbox.id = claimed.id
 RETURNING outbox.id, {", ".join(f"outbox.{c}" for c in OUTBOX_COLUMNS.split(", "))}
 """
+
+
+_TICKET_INSERT_COLUMNS = TICKET_COLUMNS.split(", ")[1:]
+_INSERT_TICKET = (
+    f"INSERT INTO tickets ({', '.join(_TICKET_INSERT_COLUMNS)}) "
+    f"VALUES ({', '.join(f'${n}' for n in range(1, len(_TICKET_INSERT_COLUMNS) + 1))}) RETURNING number"
+)
+_UPDATE_TICKET = (
+    f"UPDATE tickets SET {', '.join(f'{c}=${n}' for n, c in enumerate(TICKET_UPDATE_COLUMNS, start=1))} "
+    f"WHERE number=${len(TICKET_UPDATE_COLUMNS) + 1}"
+)
+_INSERT_MESSAGE = "INSERT INTO ticket_messages (ticket, role, text, author, at) VALUES ($1, $2, $3, $4, $5)"
+_INSERT_OUTBOX = f"INSERT INTO outbox ({OUTBOX_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"
+
+
+def _turn_args(turn: Turn) -> list[Any]:
+    """_COMMIT_TURN's parameters."""
+    s = turn.session
+    outbox = [outbox_values(item) for item in turn.outbox]
+    columns: list[list[Any]] = [list(col) for col in zip(*outbox, strict=True)] if outbox else [[]] * 10
+    return [
+        s.platform,
+        s.chat_id,
+        s.to_json(),
+        turn.at,
+        turn.update_id or None,
+        [role for role, _ in turn.transcript],
+        [text for _, text in turn.transcript],
+        [row[0] for row in turn.unanswered],
+        [row[1] for row in turn.unanswered],
+        [row[2] for row in turn.unanswered],
+        *columns,
+    ]
+
+
+async def _apply_tickets(con: asyncpg.Connection, work: TicketWork) -> None:
+    """Ticket changes inside the caller's transaction (`work.new` already numbered and inserted)."""
+    if work.updates:
+        await con.executemany(_UPDATE_TICKET, [ticket_update_values(t) for t in work.updates])
+    if work.messages:
+        await con.executemany(_INSERT_MESSAGE, [(m.ticket, m.role, m.text, m.author, m.at) for m in work.messages])
+    if work.outbox:
+        await con.executemany(_INSERT_OUTBOX, [outbox_values(item) for item in work.outbox])
 
 
 class PostgresStore(Store):
@@ -160,24 +203,38 @@ class PostgresStore(Store):
             return True, None
         return False, Session.from_json(row["state"]) if row["state"] is not None else None
 
-    async def commit_turn(self, turn: Turn) -> None:
-        s = turn.session
-        outbox = [outbox_values(item) for item in turn.outbox]
-        columns: list[list[Any]] = [list(col) for col in zip(*outbox, strict=True)] if outbox else [[]] * 10
-        await self.pool.execute(
-            _COMMIT_TURN,
-            s.platform,
-            s.chat_id,
-            s.to_json(),
-            turn.at,
-            turn.update_id or None,
-            [role for role, _ in turn.transcript],
-            [text for _, text in turn.transcript],
-            [row[0] for row in turn.unanswered],
-            [row[1] for row in turn.unanswered],
-            [row[2] for row in turn.unanswered],
-            *columns,
-        )
+    async def commit_turn(self, turn: Turn) -> int | None:
+        if not turn.tickets:  # the usual turn: one statement, one round trip
+            await self.pool.execute(_COMMIT_TURN, *_turn_args(turn))
+            return None
+        number = None
+        async with self.pool.acquire() as con, con.transaction():
+            if turn.tickets.new:
+                number = int(await con.fetchval(_INSERT_TICKET, *ticket_values(turn.tickets.new)))
+                turn = turn.numbered(number)
+            await con.execute(_COMMIT_TURN, *_turn_args(turn))
+            assert turn.tickets is not None
+            await _apply_tickets(con, turn.tickets)
+        return number
+
+    async def commit_tickets(self, work: TicketWork, update: tuple[str, str] | None = None, at: float = 0.0) -> bool:
+        if work.new is not None:
+            raise ValueError("a new ticket is opened only with a citizen's turn (commit_turn)")
+        async with self.pool.acquire() as con, con.transaction():
+            if update is not None:
+                # The mark first. A second process handling the same update at the same moment
+                # waits here on the first one's uncommitted row, then finds the conflict: it
+                # applies nothing (its transaction ends with nothing written).
+                marked = await con.fetchval(
+                    "INSERT INTO processed_updates (platform, update_id, at) VALUES ($1, $2, $3) "
+                    "ON CONFLICT DO NOTHING RETURNING TRUE",
+                    *update,
+                    at,
+                )
+                if not marked:
+                    return False
+            await _apply_tickets(con, work)
+        return True
 
     async def recent_transcript(self, platform: str, chat_id: str, limit: int) -> list[tuple[str, str]]:
         rows = await self.pool.fetch(
