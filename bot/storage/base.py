@@ -27,6 +27,11 @@ class StoreUnavailable(Exception):
     """The store cannot be opened for writing (unwritable, locked, not a database); the message says why."""
 
 
+class SingleProcessOnly(Exception):
+    """A role only one process may play (long polling) is already played by another process on
+    this store; the message says what to do."""
+
+
 class Store(ABC):
     # Exceptions that mean "the storage failed" (disk full, locked, I/O error) rather than a bug in
     # the caller: the dialogue answers the citizen "technical problem, write later" on these.
