@@ -14,10 +14,15 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "telegram"))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "vk"))
 
 from fake_bot_api import FAST, FakeBotAPI  # noqa: E402
+from fake_vk import FAST as VK_FAST  # noqa: E402
+from fake_vk import GROUP_ID, FakeVk  # noqa: E402
+from fake_vk import TOKEN as VK_TOKEN  # noqa: E402
 
 from adapters.telegram import TelegramAdapter  # noqa: E402
+from adapters.vk import VkAdapter  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.dialogue import Dialogue, KnowledgeSource  # noqa: E402
 from bot.messages import Incoming  # noqa: E402
@@ -122,3 +127,24 @@ async def test_a_second_long_polling_worker_on_the_database_is_refused(workers, 
         first_stop.set()
         await asyncio.gather(first, return_exceptions=True)
         await api.close()
+
+
+async def test_a_second_vk_long_polling_worker_on_the_database_is_refused(workers, caplog):
+    caplog.set_level(logging.INFO)
+    vk = FakeVk()
+    await vk.start()
+    settings = Settings(vk_group_token=VK_TOKEN, vk_group_id=GROUP_ID, vk_api_base=f"{vk.url}/method")
+    stop = asyncio.Event()
+    first = VkAdapter(settings, workers[0], **VK_FAST)
+    running = asyncio.create_task(first.run(stop))
+    try:
+        await asyncio.wait_for(first.ready.wait(), 15)
+        assert any("single-process" in r.getMessage() for r in caplog.records)
+        with pytest.raises(SingleProcessOnly, match="already long-polling"):
+            await asyncio.wait_for(VkAdapter(settings, workers[1], **VK_FAST).run(asyncio.Event()), 30)
+        assert not running.done()
+    finally:
+        stop.set()
+        await vk.release_pollers()
+        await asyncio.gather(running, return_exceptions=True)
+        await vk.stop()
