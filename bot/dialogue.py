@@ -1,7 +1,8 @@
 """The conversation: one incoming message in, the replies out.
 
-`Dialogue.handle`, in order: drop a duplicate update → take the chat's lock (one message of a chat
-at a time, in order; different chats run concurrently) → load the session → redact personal data →
+`Dialogue.handle`, in order: take the chat's lock (in this process, then across worker processes
+through the store: one message of a chat at a time, in order; different chats run concurrently) →
+drop a duplicate update → load the session → redact personal data →
 button payloads → commands → an open ticket takes the text → a rating → an active flow step → the
 matcher → save the session and the redacted transcript in one step.
 """
@@ -26,8 +27,8 @@ from bot.metrics import Metrics
 from bot.phones import pretty
 from bot.records import OutboxItem, Session, Ticket
 from bot.safety import Redacted, hidden_what, redact
-from bot.storage.base import Store, Turn
-from bot.tickets import Desk, ticket_label
+from bot.storage.base import Store, TicketWork, Turn, numbered_reply
+from bot.tickets import TRANSCRIPT_LINES, Desk, ticket_label
 
 log = logging.getLogger(__name__)
 REFUSED_LOG = "knowledge edit refused, the last good version keeps answering:\n%s"  # a front end may say it instead
@@ -167,6 +168,7 @@ class _Turn:
     replies: list[Reply] = field(default_factory=list)
     transcript: list[tuple[str, str]] = field(default_factory=list)
     unanswered: list[tuple[str, str, str]] = field(default_factory=list)
+    tickets: TicketWork = field(default_factory=TicketWork)  # saved with the turn
 
     def say(self, reply: Reply) -> None:
         self.replies.append(reply)
@@ -215,7 +217,10 @@ class Dialogue:
         try:
             async with lock:
                 try:
-                    return await self._turn(incoming, queue, started)
+                    # Then the chat's lock across processes (several workers on one PostgreSQL):
+                    # one turn of a chat at a time however many workers receive its messages.
+                    async with self.store.chat_lock(*key):
+                        return await self._turn(incoming, queue, started)
                 except self.store.failures as exc:
                     # The turn is not saved (disk full, database locked …): say so rather than keep
                     # silent. Only the error's kind is logged: no chat, no text.
@@ -229,7 +234,8 @@ class Dialogue:
 
     async def _turn(self, incoming: Incoming, queue: bool, started: float) -> Handled:
         key = (incoming.platform, incoming.chat_id)
-        # Checked under the chat's lock: a duplicate delivered concurrently waits for the first.
+        # Checked under the chat's locks: a duplicate delivered concurrently, to this process or to
+        # another worker, waits for the first and then finds it marked processed.
         seen, stored = await self.store.begin_turn(*key, incoming.update_id)
         if seen:
             self.metrics.duplicate(incoming.platform)
@@ -240,7 +246,7 @@ class Dialogue:
         await self._route(turn)
         now = self.clock()
         outbox = tuple(OutboxItem(*key, reply, created_at=now) for reply in turn.replies) if queue else ()
-        await self.store.commit_turn(
+        number = await self.store.commit_turn(
             Turn(
                 session=session,
                 update_id=incoming.update_id,
@@ -248,12 +254,16 @@ class Dialogue:
                 unanswered=tuple(turn.unanswered),
                 at=now,
                 outbox=outbox,
+                tickets=turn.tickets or None,
             )
         )
+        if number is not None:
+            self.metrics.handoff(incoming.platform)
         self.metrics.turn_done(incoming.platform, len(turn.replies), time.perf_counter() - started)
         if queue:
             return Handled(queued=len(outbox))
-        return Handled(send_now=tuple(turn.replies))
+        replies = turn.replies if number is None else [numbered_reply(r, number) for r in turn.replies]
+        return Handled(send_now=tuple(replies))
 
     # -- routing ---------------------------------------------------------------------------------
 
@@ -295,7 +305,7 @@ class Dialogue:
 
         ticket = await self.store.open_ticket_for(s.platform, s.chat_id)
         if ticket is not None:
-            await self.desk.citizen_wrote(ticket, text, tuple(str(a) for a in inc.attachments))
+            self.desk.citizen_wrote(ticket, text, t.tickets, tuple(str(a) for a in inc.attachments), inc.desk_extras)
             if text:
                 await self._while_ticket_open(t, ticket, matching_text or text)
             t.say(
@@ -339,8 +349,8 @@ class Dialogue:
             self._saw(t, d.topic)
         self._act(t, d, text)
         if warning and d.topic:
-            await self.desk.escalate(ticket, d.topic)
-        await self.desk.bot_said(ticket, [r.text for r in t.replies[said:]])
+            self.desk.escalate(ticket, d.topic, t.tickets)
+        self.desk.bot_said(ticket, [r.text for r in t.replies[said:]], t.tickets)
 
     def _decide(self, t: _Turn, text: str) -> None:
         s = t.session
@@ -588,7 +598,9 @@ class Dialogue:
         s, k = t.session, t.k
         existing = await self.store.open_ticket_for(s.platform, s.chat_id)
         if existing is not None:
-            await self.desk.citizen_wrote(existing, note or k.text("btn_operator"))
+            self.desk.citizen_wrote(
+                existing, note or k.text("btn_operator"), t.tickets, desk_extras=t.incoming.desk_extras
+            )
             t.say(
                 Reply(
                     k.text("ticket_open_already", ticket=ticket_label(existing.number)),
@@ -601,8 +613,11 @@ class Dialogue:
             t.say(Reply(k.text(refusal), (Button(k.text("btn_phone"), "phone"),)))
             return
         flow = k.flows.get(s.flow_id or "")
-        ticket = await self.desk.open(s, reason, t.transcript, topic=flow.topic if flow else None)
-        self.metrics.handoff(s.platform)
+        history = await self.store.recent_transcript(s.platform, s.chat_id, TRANSCRIPT_LINES)
+        # Number 0 until the turn is committed: the ticket, its desk card and this confirmation are
+        # saved in one transaction, and the confirmation gets the number the store gives it.
+        ticket = self.desk.open(s, reason, t.transcript, history, t.tickets, topic=flow.topic if flow else None)
+        self.desk.extras(ticket, t.incoming.desk_extras, t.tickets)  # a photo captioned /operator
         # This turn's lines are already in the ticket; the transcript keeps them for the chat too.
         self._leave_flow(s)
         s.steps_tried, s.urgent_topic = [], None
@@ -618,7 +633,7 @@ class Dialogue:
         s, k = t.session, t.k
         ticket = await self.store.open_ticket_for(s.platform, s.chat_id)
         if ticket is not None:
-            await self.desk.cancel(ticket)
+            self.desk.cancel(ticket, t.tickets)
             t.say(Reply(k.text("ticket_cancelled", ticket=ticket_label(ticket.number))))
         elif s.flow_id:
             self._leave_flow(s)
@@ -633,5 +648,5 @@ class Dialogue:
             t.say(Reply(k.text("unknown_button")))
             return
         if ticket.rating is None:
-            await self.desk.rate(ticket, rating)
+            self.desk.rate(ticket, rating, t.tickets)
         t.say(Reply(k.text("rating_thanks")))

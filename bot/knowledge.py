@@ -590,13 +590,7 @@ class _Builder:
             ident = self.ident(item, file, seen)
             topic = self.topic(item, file, topics)
             question = self.text_field(item, "question", file)
-            phrasings, phrasing_lines = self.text_list(item, "phrasings", file)
-            if "phrasings" in item and len(phrasings) < MIN_PHRASINGS:
-                self.problem(
-                    file,
-                    item.line_of("phrasings"),
-                    f"at least {MIN_PHRASINGS} phrasings are needed, found {len(phrasings)}",
-                )
+            phrasings, phrasing_lines = self.phrasings(item, file)
             answer = renderer.render(
                 self.text_field(item, "answer", file), file, item.line_of("answer"), at=item, key="answer"
             )
@@ -649,6 +643,17 @@ class _Builder:
                 self.problem(file, doc.line_of(key), f"unknown field '{key}'")
         return result
 
+    def phrasings(self, item: PosMap, file: str) -> tuple[list[str], list[int]]:
+        """An entry's or a flow's phrasings and their lines; fewer than MIN_PHRASINGS is a problem."""
+        phrasings, lines = self.text_list(item, "phrasings", file)
+        if "phrasings" in item and len(phrasings) < MIN_PHRASINGS:
+            self.problem(
+                file,
+                item.line_of("phrasings"),
+                f"at least {MIN_PHRASINGS} phrasings are needed, found {len(phrasings)}",
+            )
+        return phrasings, lines
+
     def topic(self, item: PosMap, file: str, topics: dict[str, Topic]) -> str:
         topic = self.text_field(item, "topic", file)
         if topic and topics and topic not in topics:
@@ -664,13 +669,7 @@ class _Builder:
             ident = self.ident(item, file, seen)
             topic = self.topic(item, file, topics)
             title = self.text_field(item, "title", file)
-            phrasings, phrasing_lines = self.text_list(item, "phrasings", file)
-            if "phrasings" in item and len(phrasings) < MIN_PHRASINGS:
-                self.problem(
-                    file,
-                    item.line_of("phrasings"),
-                    f"at least {MIN_PHRASINGS} phrasings are needed, found {len(phrasings)}",
-                )
+            phrasings, phrasing_lines = self.phrasings(item, file)
             start = self.text_field(item, "start", file)
             steps = self.steps(item, file, renderer)
             if start and steps and start not in steps:

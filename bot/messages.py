@@ -53,6 +53,9 @@ class Incoming:
     update_id: str | None = None
     attachments: tuple[Attachment, ...] = ()
     user_name: str = ""
+    # (event, text) items for the operators' desk that go with this message if it joins an open
+    # ticket (a front end's copy of a photo), saved with the turn like everything else
+    desk_extras: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         # Whatever a platform delivered, the core only ever sees text it can store and send.

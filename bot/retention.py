@@ -1,12 +1,16 @@
 """Keeping personal data no longer than needed, forgetting a citizen on request, and auditing a
 database for personal data that is still there.
 
-- `Retention` deletes, once a day, closed tickets' transcripts, chat transcripts, the unanswered
-  log, delivered outbox items and stale sessions older than GOSBOT_RETENTION_DAYS (default 90).
+- `Retention` deletes, once a day (once between all workers sharing a database), closed tickets'
+  transcripts, chat transcripts, the unanswered log, delivered outbox items and stale sessions
+  older than GOSBOT_RETENTION_DAYS (default 90).
   Its clock and sleep are injectable, so tests run a year in a millisecond.
 - `forget` erases one citizen (`gosbot forget --platform P --chat ID`).
-- `audit` reads every text column of every table of a SQLite file with the redaction's own rules
-  and reports where something still looks like personal data (`gosbot audit DB`).
+- `audit` reads every text column that can hold words (what people wrote, what the bot and staff
+  said, cards, session state) of a SQLite file with the redaction's own rules and reports where
+  something still looks like personal data (`gosbot audit DB`). The platforms' identifiers and the
+  bot's bookkeeping (chat and update ids, stream positions, schema versions) are numbers that can
+  pass a document's checksum by chance, and are not read.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from bot.storage.base import Store
 log = logging.getLogger(__name__)
 
 DAY = 86400.0
+HOUR = 3600.0
+JOB = "retention"  # its name in the store's jobs table (one purge per period across workers)
 
 
 class Retention:
@@ -53,15 +59,21 @@ class Retention:
             )
         return counts
 
-    async def run(self, stop: asyncio.Event, every: float = DAY) -> None:
-        """Purge now, then every `every` seconds until `stop` is set; a failed round is logged and retried."""
+    async def run(self, stop: asyncio.Event, every: float = DAY, check: float | None = None) -> None:
+        """Purge now, then every `every` seconds until `stop` is set; a failed round is logged and retried.
+
+        Several workers on one database purge once per period between them: each looks every
+        `check` seconds (default `every`) and purges only when it claims the period (`claim_job`),
+        so when the one that purged last is gone, another takes over within `check`."""
         while not stop.is_set():
             try:
-                await self.purge_once()
+                if await self.store.claim_job(JOB, self.clock(), every):
+                    log.info("retention round (this worker; the next one is due in %.0f s)", every)
+                    await self.purge_once()
             except Exception:
                 log.exception("retention purge failed; retrying at the next round")
             waiter = asyncio.ensure_future(stop.wait())
-            pause = asyncio.ensure_future(self.sleep(every))
+            pause = asyncio.ensure_future(self.sleep(every if check is None else check))
             done, pending = await asyncio.wait({waiter, pause}, return_when=asyncio.FIRST_COMPLETED)
             for task in pending:
                 task.cancel()
@@ -82,6 +94,11 @@ class Finding:
     hint: str  # the found value with most of it masked, so the audit itself does not leak it
 
 
+# Not text anyone wrote: ids the platforms assign and the bot's own bookkeeping.
+NOT_WORDS_TABLES = frozenset({"schema_version", "processed_updates", "cursors", "jobs"})
+NOT_WORDS_COLUMNS = frozenset({"platform", "chat_id", "user_id", "update_id", "desk_ref"})
+
+
 def audit(path: Path | str) -> list[Finding]:
     """Every place in a SQLite database where a text value still holds personal data."""
     uri = f"file:{Path(path).resolve()}?mode=ro"
@@ -91,7 +108,11 @@ def audit(path: Path | str) -> list[Finding]:
             r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")
         ]
         for table in tables:
-            columns = [r[1] for r in db.execute(f'PRAGMA table_info("{table}")')]
+            if table in NOT_WORDS_TABLES:
+                continue
+            columns = [r[1] for r in db.execute(f'PRAGMA table_info("{table}")') if r[1] not in NOT_WORDS_COLUMNS]
+            if not columns:
+                continue
             select = ", ".join(f'"{c}"' for c in columns)
             for row in db.execute(f'SELECT rowid, {select} FROM "{table}"'):  # noqa: S608 - names from the schema
                 for column, value in zip(columns, row[1:], strict=True):

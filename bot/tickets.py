@@ -8,15 +8,16 @@ it; neither side is lost when a process restarts.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from bot.knowledge import Knowledge
 from bot.messages import Button, Reply, valid_text
 from bot.records import OutboxItem, Session, Ticket, TicketMessage
 from bot.safety import redact
-from bot.storage.base import Store
+from bot.storage.base import NEW_TICKET, Store, TicketWork
 
 DESK = "desk"
 TRANSCRIPT_LINES = 20
@@ -34,7 +35,9 @@ class TicketError(Exception):
 
 
 def ticket_label(number: int) -> str:
-    return f"№ {number}"
+    """How a citizen sees the number: "№ 12". Ticket 0 (one a turn is opening) gets NEW_TICKET, a
+    mark the store replaces with the number it assigns when the turn is committed."""
+    return f"№ {number or NEW_TICKET}"
 
 
 @dataclass(frozen=True)
@@ -106,18 +109,40 @@ def format_time(ts: float) -> str:
 
 
 class Desk:
-    """Ticket operations shared by the dialogue (citizen side) and every staff front end."""
+    """Ticket operations shared by the dialogue (citizen side) and every staff front end.
+
+    Every operation writes into a TicketWork. Given one (`work=`), it only adds to it and the caller
+    saves it with what caused it — the dialogue with the citizen's turn, a staff front end with the
+    staff update's processed mark — so a crash keeps all of it or none. Without one, the operation
+    is saved at once, in one transaction of its own (the command line)."""
 
     def __init__(self, store: Store, knowledge: Callable[[], Knowledge], clock: Callable[[], float] = time.time):
         self.store = store
         self.knowledge = knowledge
         self.clock = clock
 
+    @contextlib.asynccontextmanager
+    async def _saving(self, work: TicketWork | None) -> AsyncIterator[TicketWork]:
+        if work is not None:
+            yield work
+            return
+        own = TicketWork()
+        yield own
+        if own:
+            await self.store.commit_tickets(own)
+
     # -- citizen side ----------------------------------------------------------------------------
 
-    async def open(
-        self, session: Session, reason: str, this_turn: list[tuple[str, str]], topic: str | None = None
+    def open(
+        self,
+        session: Session,
+        reason: str,
+        this_turn: list[tuple[str, str]],
+        history: list[tuple[str, str]],
+        work: TicketWork,
+        topic: str | None = None,
     ) -> Ticket:
+        """A new ticket (number 0) in `work`: it gets its number when the turn is committed."""
         k = self.knowledge()
         now = self.clock()
         topic = topic or session.last_topic or "other_out_of_scope"
@@ -127,7 +152,6 @@ class Desk:
         if k.topics[topic].priority != "urgent" and urgent in k.topics and k.topics[urgent].priority == "urgent":
             topic = urgent  # a hacked account mentioned earlier outweighs the question asked last
         priority = k.topics[topic].priority
-        history = await self.store.recent_transcript(session.platform, session.chat_id, TRANSCRIPT_LINES)
         lines = (history + this_turn)[-TRANSCRIPT_LINES:]
         ticket = Ticket(
             number=0,
@@ -145,8 +169,9 @@ class Desk:
             candidates=list(session.last_candidates),
         )
         messages = [TicketMessage(0, role, text, now) for role, text in lines]
-        ticket = await self.store.create_ticket(ticket, messages)
-        await self._to_desk(ticket, "opened", ticket_card(ticket, await self.store.ticket_messages(ticket.number), k))
+        work.new = ticket
+        work.messages.extend(messages)
+        self._desk_item(work, ticket, "opened", ticket_card(ticket, messages, k))
         return ticket
 
     async def refusal(self, platform: str, chat_id: str) -> str | None:
@@ -160,21 +185,36 @@ class Desk:
             return "ticket_cooldown"
         return None
 
-    async def citizen_wrote(self, ticket: Ticket, text: str, attachments: tuple[str, ...] = ()) -> None:
+    def citizen_wrote(
+        self,
+        ticket: Ticket,
+        text: str,
+        work: TicketWork,
+        attachments: tuple[str, ...] = (),
+        desk_extras: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        """`desk_extras`: (event, text) desk items the front end asked for with the message (a copy
+        of a photo), queued right after it."""
         now = self.clock()
         body = text
         if attachments:
             body = (body + " " if body else "") + " ".join(f"[{a}]" for a in attachments)
-        await self.store.add_ticket_message(TicketMessage(ticket.number, "citizen", body, now))
-        await self._to_desk(ticket, "citizen", body)
+        work.messages.append(TicketMessage(ticket.number, "citizen", body, now))
+        self._desk_item(work, ticket, "citizen", body)
+        self.extras(ticket, desk_extras, work)
 
-    async def bot_said(self, ticket: Ticket, texts: list[str]) -> None:
+    def extras(self, ticket: Ticket, desk_extras: tuple[tuple[str, str], ...], work: TicketWork) -> None:
+        """Desk items a front end asked for with the citizen's message (a copy of a photo)."""
+        for event, shown in desk_extras:
+            self._desk_item(work, ticket, event, shown, chat_id=ticket.chat_id)
+
+    def bot_said(self, ticket: Ticket, texts: list[str], work: TicketWork) -> None:
         """The bot's own replies to a chat with an open ticket, kept in the ticket for staff."""
         now = self.clock()
         for text in texts:
-            await self.store.add_ticket_message(TicketMessage(ticket.number, "bot", text, now))
+            work.messages.append(TicketMessage(ticket.number, "bot", text, now))
 
-    async def escalate(self, ticket: Ticket, topic: str) -> None:
+    def escalate(self, ticket: Ticket, topic: str, work: TicketWork) -> None:
         """The citizen wrote about an urgent topic (fraud, a hacked account): the ticket becomes urgent."""
         k = self.knowledge()
         if topic not in k.topics or k.topics[topic].priority != "urgent" or ticket.priority == "urgent":
@@ -182,25 +222,23 @@ class Desk:
         now = self.clock()
         ticket.topic, ticket.priority = topic, "urgent"
         ticket.due_at = min(ticket.due_at, now + k.answer_time["urgent"].minutes * 60)
-        await self.store.update_ticket(ticket)
+        work.updates.append(ticket)
         title = k.topics[topic].title
-        await self.store.add_ticket_message(TicketMessage(ticket.number, "system", f"Стало срочным: {title}", now))
-        await self._to_desk(ticket, "escalated", f"⚠️ Обращение {ticket_label(ticket.number)} стало срочным: {title}")
+        work.messages.append(TicketMessage(ticket.number, "system", f"Стало срочным: {title}", now))
+        self._desk_item(work, ticket, "escalated", f"⚠️ Обращение {ticket_label(ticket.number)} стало срочным: {title}")
 
-    async def cancel(self, ticket: Ticket) -> None:
+    def cancel(self, ticket: Ticket, work: TicketWork) -> None:
         ticket.status = "cancelled"
         ticket.closed_at = self.clock()
-        await self.store.update_ticket(ticket)
-        await self.store.add_ticket_message(
-            TicketMessage(ticket.number, "system", "Гражданин отменил обращение", ticket.closed_at)
-        )
-        await self._to_desk(ticket, "cancelled", f"Обращение {ticket_label(ticket.number)} отменено гражданином")
+        work.updates.append(ticket)
+        work.messages.append(TicketMessage(ticket.number, "system", "Гражданин отменил обращение", ticket.closed_at))
+        self._desk_item(work, ticket, "cancelled", f"Обращение {ticket_label(ticket.number)} отменено гражданином")
 
-    async def rate(self, ticket: Ticket, rating: int) -> None:
+    def rate(self, ticket: Ticket, rating: int, work: TicketWork) -> None:
         ticket.rating = rating
-        await self.store.update_ticket(ticket)
-        await self.store.add_ticket_message(TicketMessage(ticket.number, "system", f"Оценка {rating}/5", self.clock()))
-        await self._to_desk(ticket, "rated", f"Оценка обращения {ticket_label(ticket.number)}: {rating}/5")
+        work.updates.append(ticket)
+        work.messages.append(TicketMessage(ticket.number, "system", f"Оценка {rating}/5", self.clock()))
+        self._desk_item(work, ticket, "rated", f"Оценка обращения {ticket_label(ticket.number)}: {rating}/5")
 
     # -- staff side ------------------------------------------------------------------------------
 
@@ -214,7 +252,7 @@ class Desk:
         ticket = await self.get(number)
         return TicketView(ticket, await self.store.ticket_messages(number))
 
-    async def take(self, number: int, operator: str, *, force: bool = False) -> Ticket:
+    async def take(self, number: int, operator: str, *, force: bool = False, work: TicketWork | None = None) -> Ticket:
         """`operator` takes the ticket. Another operator's ticket is taken over only with `force`
         (TicketError names the holder otherwise); taking one's own ticket again changes nothing."""
         operator = valid_text(operator)
@@ -226,23 +264,33 @@ class Desk:
             raise TicketError(f"обращение {ticket_label(number)} уже ведёт {holder}")
         ticket.status = "taken"
         ticket.operator = operator
-        await self.store.update_ticket(ticket)
         taken = f"Взял(а) в работу: {operator}" + (f" (вёл(а) {holder})" if holder else "")
-        await self.store.add_ticket_message(TicketMessage(number, "system", taken, self.clock()))
-        if holder is None:  # the citizen was told already when the first operator took it
-            await self._to_citizen(ticket, Reply(self.knowledge().text("ticket_taken", ticket=ticket_label(number))))
-        await self._to_desk(
-            ticket,
-            "taken",
-            f"{operator} взял(а) обращение {ticket_label(number)}" + (f" у {holder}" if holder else ""),
-        )
+        async with self._saving(work) as w:
+            w.updates.append(ticket)
+            w.messages.append(TicketMessage(number, "system", taken, self.clock()))
+            if holder is None:  # the citizen was told already when the first operator took it
+                self._to_citizen(w, ticket, Reply(self.knowledge().text("ticket_taken", ticket=ticket_label(number))))
+            self._desk_item(
+                w,
+                ticket,
+                "taken",
+                f"{operator} взял(а) обращение {ticket_label(number)}" + (f" у {holder}" if holder else ""),
+            )
         return ticket
 
     def signer(self, ticket: Ticket, operator: str | None) -> str:
         """Who signs a staff action: the name given, else the ticket's holder, else "оператор"."""
         return valid_text(operator or ticket.operator or "оператор")
 
-    async def reply(self, number: int, text: str, operator: str | None = None, *, to_desk: bool = True) -> Ticket:
+    async def reply(
+        self,
+        number: int,
+        text: str,
+        operator: str | None = None,
+        *,
+        to_desk: bool = True,
+        work: TicketWork | None = None,
+    ) -> Ticket:
         """Send staff's answer to the citizen; `to_desk` also shows it on the operators' desk
         (off when it was written on the desk itself). Without a name it is signed by the holder."""
         ticket = await self._open_one(number)
@@ -250,47 +298,61 @@ class Desk:
         clean = redact(valid_text(text).strip()).text
         if not clean:
             raise TicketError("пустой ответ")
-        if ticket.status == "open":
-            ticket.status = "taken"
-            ticket.operator = operator
-            await self.store.update_ticket(ticket)
-        await self.store.add_ticket_message(TicketMessage(number, "operator", clean, self.clock(), operator))
         k = self.knowledge()
-        await self._to_citizen(ticket, Reply(k.text("operator_reply", ticket=ticket_label(number), text=clean)))
-        if to_desk:
-            await self._to_desk(ticket, "operator", f"{operator} → гражданину: {clean}")
+        async with self._saving(work) as w:
+            if ticket.status == "open":
+                ticket.status = "taken"
+                ticket.operator = operator
+                w.updates.append(ticket)
+            w.messages.append(TicketMessage(number, "operator", clean, self.clock(), operator))
+            self._to_citizen(w, ticket, Reply(k.text("operator_reply", ticket=ticket_label(number), text=clean)))
+            if to_desk:
+                self._desk_item(w, ticket, "operator", f"{operator} → гражданину: {clean}")
         return ticket
 
-    async def note(self, number: int, text: str, operator: str | None = None, *, to_desk: bool = True) -> Ticket:
+    async def note(
+        self,
+        number: int,
+        text: str,
+        operator: str | None = None,
+        *,
+        to_desk: bool = True,
+        work: TicketWork | None = None,
+    ) -> Ticket:
         """An internal note: staff see it, the citizen never does."""
         ticket = await self.get(number)
         operator = self.signer(ticket, operator)
         clean = redact(valid_text(text).strip()).text
-        await self.store.add_ticket_message(TicketMessage(number, "note", clean, self.clock(), operator))
-        if to_desk:
-            await self._to_desk(ticket, "note", f"Заметка ({operator}): {clean}")
+        async with self._saving(work) as w:
+            w.messages.append(TicketMessage(number, "note", clean, self.clock(), operator))
+            if to_desk:
+                self._desk_item(w, ticket, "note", f"Заметка ({operator}): {clean}")
         return ticket
 
-    async def close(self, number: int, operator: str | None = None) -> Ticket:
+    async def close(self, number: int, operator: str | None = None, *, work: TicketWork | None = None) -> Ticket:
         ticket = await self._open_one(number)
         operator = self.signer(ticket, operator)
         ticket.status = "closed"
         ticket.closed_at = self.clock()
         ticket.operator = ticket.operator or operator
-        await self.store.update_ticket(ticket)
-        await self.store.add_ticket_message(TicketMessage(number, "system", f"Закрыл(а): {operator}", ticket.closed_at))
         k = self.knowledge()
         stars = tuple(Button("⭐" * n, f"r:{number}:{n}") for n in range(1, 6))
-        await self._to_citizen(ticket, Reply(k.text("ticket_closed", ticket=ticket_label(number)), stars))
-        await self._to_desk(ticket, "closed", f"Обращение {ticket_label(number)} закрыто ({operator})")
+        async with self._saving(work) as w:
+            w.updates.append(ticket)
+            w.messages.append(TicketMessage(number, "system", f"Закрыл(а): {operator}", ticket.closed_at))
+            self._to_citizen(w, ticket, Reply(k.text("ticket_closed", ticket=ticket_label(number)), stars))
+            self._desk_item(w, ticket, "closed", f"Обращение {ticket_label(number)} закрыто ({operator})")
         return ticket
 
     async def announce_overdue(self) -> list[Ticket]:
-        """Put each newly overdue ticket on the desk once; returns them."""
-        due = [t for t in await self.store.list_tickets(overdue_at=self.clock()) if not t.overdue_announced]
-        for ticket in due:
+        """Put each newly overdue ticket on the desk once; returns them. The flag flips in one
+        conditional step, so workers that race here announce each ticket once between them."""
+        due = []
+        for ticket in await self.store.list_tickets(overdue_at=self.clock()):
+            if ticket.overdue_announced or not await self.store.flag_overdue(ticket.number):
+                continue
             ticket.overdue_announced = True
-            await self.store.update_ticket(ticket)
+            due.append(ticket)
             await self._to_desk(
                 ticket, "overdue", f"⏰ Просрочено обращение {ticket_label(ticket.number)} ({ticket.topic})"
             )
@@ -310,16 +372,22 @@ class Desk:
             )
         return ticket
 
-    async def _to_citizen(self, ticket: Ticket, reply: Reply) -> None:
-        await self.store.enqueue(
+    def _to_citizen(self, work: TicketWork, ticket: Ticket, reply: Reply) -> None:
+        work.outbox.append(
             OutboxItem(ticket.platform, ticket.chat_id, reply, ticket=ticket.number, created_at=self.clock())
         )
 
     async def _to_desk(self, ticket: Ticket, event: str, text: str) -> None:
-        await self.store.enqueue(
+        """A desk event on its own (the overdue watcher)."""
+        work = TicketWork()
+        self._desk_item(work, ticket, event, text)
+        await self.store.enqueue(work.outbox[0])
+
+    def _desk_item(self, work: TicketWork, ticket: Ticket, event: str, text: str, chat_id: str = "") -> None:
+        work.outbox.append(
             OutboxItem(
                 DESK,
-                "",
+                chat_id,
                 Reply(text),
                 ticket=ticket.number,
                 event=event,

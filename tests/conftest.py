@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from gated import GatedStore
 from postgres_server import Server, create_database, drop_database, server_bin_dir, throwaway_server
+from scenario import Chat
 
 from bot.dialogue import Dialogue, KnowledgeSource
 from bot.knowledge import load_knowledge
@@ -97,3 +99,18 @@ async def postgres_url(postgres_server: Server) -> AsyncIterator[str]:
     url = await create_database(postgres_server)
     yield url
     await drop_database(postgres_server, url)
+
+
+@pytest.fixture
+async def gated(tmp_path: Path) -> AsyncIterator[GatedStore]:
+    """A SQLite store whose commits wait at `gated.gate` (see tests/gated.py)."""
+    store = GatedStore(tmp_path / "gated.sqlite3")
+    await store.open()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def chat(dialogue: Dialogue) -> Chat:
+    """A citizen talking to the core through `dialogue`."""
+    return Chat(dialogue)

@@ -88,6 +88,12 @@ class Chat:
         return [b.label for b in self.buttons]
 
 
+async def only_ticket(dialogue: Dialogue):
+    tickets = await dialogue.store.list_tickets()
+    assert len(tickets) == 1
+    return tickets[0]
+
+
 def copy_knowledge(dest: Path, source: Path = KNOWLEDGE) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for name in (*FILES, "SCHEMA.md"):

@@ -28,11 +28,6 @@ def assert_at_step(chat: Chat, k, flow_id: str, step_id: str, *, first: bool = F
         assert "back" not in chat.payloads
 
 
-@pytest.fixture
-def chat(dialogue) -> Chat:
-    return Chat(dialogue)
-
-
 async def test_a_matching_question_starts_the_flow(chat, dialogue):
     await chat.say("не приходит смс с кодом")
     flow = dialogue.knowledge.flows[FLOW]

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
-from scenario import Chat
+from scenario import Chat, only_ticket
 
 from bot.console import Console
 from bot.dialogue import Dialogue
 from bot.messages import Attachment
 from bot.tickets import DESK, TicketError
-
-
-@pytest.fixture
-def chat(dialogue) -> Chat:
-    return Chat(dialogue)
-
-
-async def only_ticket(dialogue: Dialogue):
-    tickets = await dialogue.store.list_tickets()
-    assert len(tickets) == 1
-    return tickets[0]
 
 
 async def test_operator_command_opens_a_ticket(chat, dialogue):
@@ -239,3 +229,93 @@ async def test_terminal_replies_and_notes_reach_the_desk_but_desk_written_ones_d
     assert not any("Ответ из темы" in t for t in desk_texts)
     await dialogue.store.set_desk_ref(ticket.number, "555")
     assert (await dialogue.store.find_ticket_by_desk_ref("555")).number == ticket.number
+
+
+async def _fail_inserts(store, table: str, when: str = "") -> None:
+    """A fault inside the database: inserts into `table` abort, as when the process dies there."""
+    await store.db.execute(
+        f"CREATE TRIGGER crash BEFORE INSERT ON {table} {when} BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+    )
+    await store.db.commit()
+
+
+async def _heal(store) -> None:
+    await store.db.execute("DROP TRIGGER crash")
+    await store.db.commit()
+
+
+@pytest.mark.parametrize("table", ["processed_updates", "outbox", "transcript"])
+async def test_a_ticket_its_desk_card_and_the_confirmation_are_saved_together(dialogue, sqlite_store, table):
+    """Issue 12, point 2: /operator's ticket, its first lines, its desk card and the citizen's
+    confirmation are one transaction with the turn. When a write of the turn fails (the process dies
+    there), no ticket is left without its confirmation or its card; the update Telegram delivers
+    again opens exactly one ticket, shown once on the desk, confirmed once with its number."""
+    from bot.messages import Incoming
+
+    operator = Incoming("telegram", "77", user_id="77", text="/operator", update_id="500")
+    await _fail_inserts(sqlite_store, table)
+    failed = await dialogue.handle_queued(operator)
+    assert failed.queued == 0
+    assert failed.send_now
+    await _heal(sqlite_store)
+    assert await sqlite_store.list_tickets() == []
+    assert await sqlite_store.pending_count() == 0
+
+    handled = await dialogue.handle_queued(operator)  # delivered again
+    assert handled.queued == 1
+    assert (await dialogue.handle_queued(operator)).queued == 0  # and again: a duplicate now
+    [ticket] = await sqlite_store.list_tickets()
+    [confirmation] = await sqlite_store.due(("telegram",), now=1e12)
+    assert re.search(rf"№ {ticket.number}\b", confirmation.reply.text)
+    [card] = await sqlite_store.due((DESK,), now=1e12)
+    assert (card.ticket, card.event) == (ticket.number, "opened")
+    assert re.search(rf"№ {ticket.number}\b", card.reply.text)
+    assert "\ue000" not in confirmation.reply.text + card.reply.text
+
+
+async def test_a_cancel_and_its_desk_event_are_saved_with_the_turn(dialogue, sqlite_store):
+    """The cancel of a ticket (status, system line, desk event, the citizen's answer) is one
+    transaction too: a failed turn cancels nothing."""
+    from bot.messages import Incoming
+
+    await dialogue.handle_queued(Incoming("telegram", "78", text="/operator", update_id="600"))
+    [ticket] = await sqlite_store.list_tickets()
+    cancel = Incoming("telegram", "78", text="/cancel", update_id="601")
+    await _fail_inserts(sqlite_store, "processed_updates", "WHEN NEW.update_id = '601'")
+    assert (await dialogue.handle_queued(cancel)).send_now
+    await _heal(sqlite_store)
+    assert (await sqlite_store.get_ticket(ticket.number)).status == "open"
+    assert [i.event for i in await sqlite_store.due((DESK,), now=1e12)] == ["opened"]
+
+    await dialogue.handle_queued(cancel)
+    assert (await sqlite_store.get_ticket(ticket.number)).status == "cancelled"
+    assert [i.event for i in await sqlite_store.due((DESK,), now=1e12)] == ["opened", "cancelled"]
+    assert [m.text for m in await sqlite_store.ticket_messages(ticket.number) if m.role == "system"] == [
+        "Гражданин отменил обращение"
+    ]
+
+
+async def test_a_front_ends_desk_extras_follow_the_message_into_the_ticket(dialogue, sqlite_store):
+    """The copy of a photo a front end asks for goes to the desk with the turn: after the card of the
+    ticket the message opened (a photo captioned /operator), or after its line in an open ticket."""
+    from bot.messages import Incoming
+
+    extras = (("telegram_copy:5", "[photo]"),)
+    await dialogue.handle_queued(
+        Incoming(
+            "telegram", "79", text="/operator", attachments=(Attachment.PHOTO,), update_id="700", desk_extras=extras
+        )
+    )
+    [ticket] = await sqlite_store.list_tickets()
+    desk = await sqlite_store.due((DESK,), now=1e12)
+    assert [(i.event, i.ticket) for i in desk] == [("opened", ticket.number), ("telegram_copy:5", ticket.number)]
+    assert desk[1].chat_id == "79"
+    await dialogue.handle_queued(
+        Incoming("telegram", "79", text="", attachments=(Attachment.PHOTO,), update_id="701", desk_extras=extras)
+    )
+    assert [i.event for i in await sqlite_store.due((DESK,), now=1e12)][2:] == ["citizen", "telegram_copy:5"]
+    # Without a ticket the extras go nowhere.
+    await dialogue.handle_queued(
+        Incoming("telegram", "80", text="", attachments=(Attachment.PHOTO,), update_id="702", desk_extras=extras)
+    )
+    assert len(await sqlite_store.due((DESK,), now=1e12)) == 4

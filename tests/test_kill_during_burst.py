@@ -8,12 +8,17 @@ sending the platform completed but whose answer the bot never recorded (the fake
 on purpose, or the process died between the answer and marking it sent; Telegram has no way to
 recognise such a resend, VK drops it by random_id). Every `/operator` leaves exactly one ticket.
 Once for each way updates arrive: Telegram long polling and webhook, VK Long Poll and Callback API.
+
+The operators' chat too: a burst of `/operator` handoffs killed mid-way leaves exactly one ticket
+per citizen, each confirmed once with its number; then a burst of operators' replies in the
+tickets' topics, killed mid-way, reaches every citizen exactly once and is kept once in the ticket.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -29,7 +34,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "telegram"))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "vk"))
 
-from fake_bot_api import FakeBotAPI  # noqa: E402
+from fake_bot_api import OPERATOR, OPS, FakeBotAPI  # noqa: E402
 from fake_vk import CALLBACK_CLIENT, GROUP_ID, TOKEN, FakeVk  # noqa: E402
 
 from bot.knowledge import Knowledge  # noqa: E402
@@ -192,6 +197,31 @@ async def vk() -> AsyncIterator[FakeVk]:
     await fake.stop()
 
 
+async def start(bot: Bot, ready: Callable[[], bool]) -> None:
+    await bot.start()
+    await until(ready, 60, "the bot to be ready", bot)
+
+
+async def kill_during(
+    bot: Bot,
+    total: int,
+    send: Callable[[], Awaitable[None]],
+    delivered: Callable[[], int],
+    kill_after: tuple[int, ...],
+) -> list[float]:
+    """Send, SIGKILL once `delivered()` reaches each of `kill_after` (restarting on the same
+    database each time), then wait until `total` are delivered. Returns the kill times."""
+    kills = []
+    await send()
+    for count in kill_after:
+        await until(lambda: delivered() >= count, 60, f"{count} replies", bot)  # noqa: B023 - awaited here
+        kills.append(await bot.kill())
+        assert delivered() < total, "the kill came after everything was sent: it proves nothing"
+        await bot.start()
+    await until(lambda: delivered() >= total, 60, "every reply", bot, progress=delivered)
+    return kills
+
+
 async def burst_with_kills(
     bot: Bot,
     burst: Burst,
@@ -200,24 +230,26 @@ async def burst_with_kills(
     delivered: Callable[[], int],
     kill_after: tuple[int, ...],
 ) -> list[float]:
-    """Start, send the burst, SIGKILL once `delivered()` reaches each of `kill_after` (restarting on
-    the same database each time), then wait for every reply. Returns the kill times."""
-    kills = []
-    await bot.start()
-    await until(ready, 60, "the bot to be ready", bot)
-    await send_burst()
-    for count in kill_after:
-        await until(lambda: delivered() >= count, 60, f"{count} replies", bot)  # noqa: B023 - awaited here
-        kills.append(await bot.kill())
-        assert delivered() < burst.total, "the kill came after everything was sent: it proves nothing"
-        await bot.start()
-    await until(lambda: delivered() >= burst.total, 60, "every reply", bot, progress=delivered)
-    await asyncio.sleep(1.0)  # late duplicates, if any, arrive by now
-    await bot.stop()
+    """Start, send the burst with kills (`kill_during`), wait for late duplicates, stop."""
+    try:
+        await start(bot, ready)
+        kills = await kill_during(bot, burst.total, send_burst, delivered, kill_after)
+        await asyncio.sleep(1.0)  # late duplicates, if any, arrive by now
+    finally:
+        await bot.stop()
     return kills
 
 
+def assert_one_ticket_each(db: Path, platform: str, chats: list[int]) -> None:
+    """0 tickets lost, 0 duplicated."""
+    assert tickets_per_chat(db, platform) == Counter(str(chat) for chat in chats)
+
+
 # -- Telegram --------------------------------------------------------------------------------------
+
+
+def telegram_bot(api: FakeBotAPI, tmp_path: Path, env: dict[str, str]) -> Bot:
+    return Bot({"TELEGRAM_BOT_TOKEN": TG_TOKEN, "TELEGRAM_API_BASE": api.base_url, **env}, tmp_path / "gosbot.log")
 
 
 def telegram_deliveries(api: FakeBotAPI, sort: Callable[[str], str]) -> list[Delivery]:
@@ -229,7 +261,7 @@ async def _telegram_run(api: FakeBotAPI, shipped: tuple, tmp_path: Path, env: di
     burst = Burst.build(k, first_chat=7001)
     sort = classify(k)
     api.fail("sendMessage", 502, "Bad Gateway", times=3, deliver=True)  # three answers lost on the way
-    bot = Bot({"TELEGRAM_BOT_TOKEN": TG_TOKEN, "TELEGRAM_API_BASE": api.base_url, **env}, tmp_path / "gosbot.log")
+    bot = telegram_bot(api, tmp_path, env)
     db = Path(env["GOSBOT_DB"])
 
     def ready() -> bool:
@@ -238,14 +270,11 @@ async def _telegram_run(api: FakeBotAPI, shipped: tuple, tmp_path: Path, env: di
     async def send_burst() -> None:
         await api.push(*(api.message(chat, text) for chat, texts in burst.messages.items() for text in texts))
 
-    try:
-        # One kill, as soon as the first reply is out: most turns are in progress then. (Each start
-        # of a process with aiogram costs seconds, so Telegram gets one kill, VK two.)
-        kills = await burst_with_kills(bot, burst, ready, send_burst, lambda: len(api.delivered()), (1,))
-    finally:
-        await bot.stop()
+    # One kill, as soon as the first reply is out: most turns are in progress then. (Each start
+    # of a process with aiogram costs seconds, so Telegram gets one kill, VK two.)
+    kills = await burst_with_kills(bot, burst, ready, send_burst, lambda: len(api.delivered()), (1,))
     delivered, duplicates = check(burst, telegram_deliveries(api, sort), kills)
-    assert tickets_per_chat(db, "telegram") == Counter(str(chat) for chat in burst.ticket_chats)
+    assert_one_ticket_each(db, "telegram", burst.ticket_chats)
     print(
         f"telegram {'webhook' if webhook else 'polling'}: {burst.total} messages, {delivered} delivered, "
         f"0 lost, {duplicates} duplicated"
@@ -270,6 +299,120 @@ async def test_telegram_webhook_loses_no_reply_when_killed(telegram: FakeBotAPI,
     assert telegram.webhook_posts >= 200
 
 
+# -- the operators' chat ----------------------------------------------------------------------------
+
+HANDOFFS = 50  # citizens asking for a person at once
+# The operators' group takes one message per 3 s (Telegram's 20 a minute; a new topic and its card
+# are two), so the replies go to the first tickets shown there, 25 each: a burst of 200.
+TOPICS = 8
+REPLIES_EACH = 25
+ANSWER = re.compile(r"Ответ \d+ по обращению \d+")
+
+
+def tickets(db: Path) -> dict[int, tuple[int, str | None]]:
+    """chat → (ticket number, its topic)."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT chat_id, number, desk_ref FROM tickets WHERE platform='telegram'").fetchall()
+    return {int(chat): (number, desk_ref) for chat, number, desk_ref in rows}
+
+
+def operator_lines(db: Path) -> Counter[str]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT text FROM ticket_messages WHERE role='operator'").fetchall()
+    return Counter(text for (text,) in rows)
+
+
+def exactly_once(expected: dict[int, Counter[str]], got: list[Delivery], kills: list[float]) -> int:
+    """Every expected text reached its chat; a second copy only where the fake lost the answer to
+    a delivered send or a kill came right after it. Returns the number of such copies."""
+    burst = Burst(messages={chat: list(texts.elements()) for chat, texts in expected.items()}, expected=expected)
+    return check(burst, got, kills)[1]
+
+
+async def test_telegram_operators_chat_loses_and_doubles_nothing_when_killed(
+    telegram: FakeBotAPI, shipped: tuple, tmp_path: Path
+):
+    """Issue 12, point 4. A burst of /operator handoffs, SIGKILL mid-way: every citizen has exactly
+    one ticket and one confirmation naming it (never "you already have one", the sign of a ticket
+    saved without its turn). Then 200 operators' replies in the tickets' topics, SIGKILL mid-way:
+    each reaches its citizen exactly once and is kept once in the ticket."""
+    api, k = telegram, shipped[0]
+    api.members[OPERATOR] = "member"
+    db = tmp_path / "bot.sqlite3"
+    bot = telegram_bot(api, tmp_path, {"GOSBOT_DB": str(db), "TELEGRAM_OPERATORS_CHAT_ID": str(OPS)})
+    citizens = list(range(8001, 8001 + HANDOFFS))
+    opened = k.text("ticket_opened").split("{ticket}")[0]
+    already = k.text("ticket_open_already").split("{ticket}")[0]
+
+    def to_citizens(match: Callable[[str], bool]) -> list[Delivery]:
+        return [
+            Delivery(c.params["chat_id"], c.params["text"], c.at, answer_lost=not c.ok)
+            for c in api.delivered()
+            if c.params["chat_id"] in citizens and match(c.params["text"])
+        ]
+
+    async def handoffs() -> None:
+        await api.push(*(api.message(chat, "/operator") for chat in citizens))
+
+    try:
+        await start(bot, lambda: bool(api.find("getUpdates")))
+        kills = await kill_during(
+            bot, HANDOFFS, handoffs, lambda: len({d.chat for d in to_citizens(lambda t: t.startswith(opened))}), (1,)
+        )
+        assert_one_ticket_each(db, "telegram", citizens)
+        numbers = tickets(db)
+        assert not to_citizens(lambda t: t.startswith(already))
+        confirmations = to_citizens(lambda t: t.startswith(opened))
+        for d in confirmations:
+            assert re.search(rf"№ {numbers[d.chat][0]}\b", d.text), d.text
+        handoff_copies = exactly_once(
+            {chat: Counter(["confirmed"]) for chat in citizens},
+            [Delivery(d.chat, "confirmed", d.at, d.answer_lost) for d in confirmations],
+            kills,
+        )
+
+        def shown() -> dict[int, tuple[int, str | None]]:
+            return {chat: ticket for chat, ticket in tickets(db).items() if ticket[1] is not None}
+
+        await until(lambda: len(shown()) >= TOPICS, 120, f"{TOPICS} tickets' topics", bot)
+        numbers = dict(list(shown().items())[:TOPICS])
+        expected = {
+            chat: Counter(f"Ответ {i} по обращению {number}" for i in range(REPLIES_EACH))
+            for chat, (number, _) in numbers.items()
+        }
+        replies = [
+            api.message(
+                OPS, f"Ответ {i} по обращению {number}", user_id=OPERATOR, chat_type="supergroup", thread=int(ref)
+            )
+            for i in range(REPLIES_EACH)
+            for number, ref in numbers.values()
+            if ref is not None
+        ]
+        assert len(replies) >= 200
+        api.fail("sendMessage", 502, "Bad Gateway", times=3, deliver=True)  # three answers lost on the way
+
+        def answers() -> list[Delivery]:
+            found = [(d, ANSWER.search(d.text)) for d in to_citizens(lambda t: ANSWER.search(t) is not None)]
+            return [Delivery(d.chat, m.group(0), d.at, d.answer_lost) for d, m in found if m]
+
+        async def operators_burst() -> None:
+            await api.push(*replies)
+
+        kills += await kill_during(
+            bot, len(replies), operators_burst, lambda: len({(d.chat, d.text) for d in answers()}), (1,)
+        )
+        await asyncio.sleep(1.0)  # late duplicates, if any, arrive by now
+    finally:
+        await bot.stop()
+    reply_copies = exactly_once(expected, answers(), kills)
+    # Kept once in the tickets, whatever reached the citizens.
+    assert operator_lines(db) == Counter(text for texts in expected.values() for text in texts.elements())
+    print(
+        f"operators' chat: {HANDOFFS} handoffs, 0 tickets lost, 0 duplicated ({handoff_copies} confirmations "
+        f"sent twice); {len(replies)} replies, 0 lost, {reply_copies} sent twice"
+    )
+
+
 # -- VK --------------------------------------------------------------------------------------------
 
 
@@ -286,16 +429,13 @@ async def _vk_run(fake: FakeVk, shipped: tuple, tmp_path: Path, env: dict[str, s
             for text in texts:
                 await fake.push(fake.message_new(chat, text, client=CALLBACK_CLIENT))
 
-    try:
-        # First as soon as a reply is out (most turns in progress), then half-way through sending.
-        await burst_with_kills(bot, burst, ready, send_burst, lambda: len(fake.sent), (1, burst.total // 2))
-    finally:
-        await bot.stop()
+    # First as soon as a reply is out (most turns in progress), then half-way through sending.
+    await burst_with_kills(bot, burst, ready, send_burst, lambda: len(fake.sent), (1, burst.total // 2))
     # The fake keeps what a chat shows: a resend with a known random_id is not shown again.
     deliveries = [Delivery(m.peer_id, sort(m.text), 0.0) for m in fake.sent]
     delivered, duplicates = check(burst, deliveries, [])
     assert duplicates == 0
-    assert tickets_per_chat(Path(env["GOSBOT_DB"]), "vk") == Counter(str(chat) for chat in burst.ticket_chats)
+    assert_one_ticket_each(Path(env["GOSBOT_DB"]), "vk", burst.ticket_chats)
     print(
         f"vk: {burst.total} messages, {delivered} delivered, 0 lost, 0 duplicated "
         f"({fake.calls.count('messages.send')} messages.send calls)"

@@ -95,11 +95,6 @@ def test_near_misses_survive(text):
     assert red.found == frozenset()
 
 
-@pytest.fixture
-def chat(dialogue) -> Chat:
-    return Chat(dialogue)
-
-
 async def test_the_warning_is_shown_once_per_session(chat, dialogue):
     warning = dialogue.knowledge.text("sensitive_warning")
     assert "никому не отправляйте пароли и коды" in warning

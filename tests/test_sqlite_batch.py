@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +152,25 @@ async def test_a_database_locked_by_another_process_fails_the_shared_turns_toget
     finally:
         other.close()
         await store.close()
+
+
+async def test_turns_opening_tickets_together_each_get_their_own_number(sqlite_store: SqliteStore):
+    """A bad turn among them makes the shared transaction run again without it: the numbers the
+    callers get are those of the attempt that committed, each its own chat's ticket."""
+    from test_storage import opening_turn
+
+    bad = replace(opening_turn("bad", "ubad"), unanswered=(("only two", "fields"),))  # type: ignore[arg-type]
+    turns = [opening_turn(f"c{i}", f"u{i}") for i in range(6)]
+    results = await asyncio.gather(
+        *(sqlite_store.commit_turn(t) for t in [*turns[:3], bad, *turns[3:]]), return_exceptions=True
+    )
+    assert isinstance(results[3], ValueError)
+    numbers = [r for r in results if not isinstance(r, BaseException)]
+    assert len(set(numbers)) == 6
+    for i, number in enumerate(numbers):
+        found = await sqlite_store.get_ticket(number)
+        assert found is not None
+        assert found.chat_id == f"c{i}"
+        [confirmation] = [o for o in await sqlite_store.due(("telegram",), now=2.0) if o.chat_id == f"c{i}"]
+        assert confirmation.reply.text == f"Создано обращение № {number}"
+    assert await sqlite_store.open_ticket_for("telegram", "bad") is None

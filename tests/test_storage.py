@@ -13,7 +13,7 @@ from postgres_server import create_database, drop_database
 from bot.messages import Button, Reply
 from bot.records import OutboxItem, Session, Ticket, TicketMessage
 from bot.storage import MemoryStore, SqliteStore
-from bot.storage.base import Store, Turn
+from bot.storage.base import NEW_TICKET, Store, TicketWork, Turn
 from bot.storage.postgres import PostgresStore
 from bot.storage.sqlite import MIGRATIONS
 
@@ -241,6 +241,147 @@ async def test_commit_turn_enqueues_its_outbox(store):
     assert [i.reply.text for i in await store.due(("telegram",), now=2.0)] == ["из хода"]
 
 
+def opening_turn(chat_id: str = "c1", update_id: str = "u1") -> Turn:
+    """A citizen's turn that opens a ticket: the ticket, its first lines, its desk card and the
+    citizen's confirmation, all saying NEW_TICKET until the store gives the ticket its number."""
+    card = OutboxItem("desk", "", Reply(f"Обращение № {NEW_TICKET}"), ticket=0, event="opened", created_at=1.0)
+    confirmation = OutboxItem("telegram", chat_id, Reply(f"Создано обращение № {NEW_TICKET}"), created_at=1.0)
+    return Turn(
+        session=Session("telegram", chat_id),
+        update_id=update_id,
+        transcript=(("citizen", "/operator"), ("bot", f"Создано обращение № {NEW_TICKET}")),
+        at=1.0,
+        outbox=(confirmation,),
+        tickets=TicketWork(
+            new=ticket(chat_id, platform="telegram"),
+            messages=[TicketMessage(0, "citizen", "/operator", 1.0)],
+            outbox=[card],
+        ),
+    )
+
+
+@contract
+async def test_commit_turn_opens_a_ticket_with_its_desk_card_and_confirmation(store):
+    number = await store.commit_turn(opening_turn())
+    assert number is not None
+    assert number >= 1
+    assert (await store.open_ticket_for("telegram", "c1")).number == number
+    assert [(m.ticket, m.text) for m in await store.ticket_messages(number)] == [(number, "/operator")]
+    [card] = await store.due(("desk",), now=2.0)
+    assert (card.ticket, card.event, card.reply.text) == (number, "opened", f"Обращение № {number}")
+    [confirmation] = await store.due(("telegram",), now=2.0)
+    assert confirmation.reply.text == f"Создано обращение № {number}"
+    assert await store.recent_transcript("telegram", "c1", 5) == [
+        ("citizen", "/operator"),
+        ("bot", f"Создано обращение № {number}"),
+    ]
+    assert await store.seen_update("telegram", "u1")
+    assert await store.commit_turn(opening_turn("c2", "u2")) == number + 1
+    assert await store.commit_turn(Turn(session=Session("telegram", "c3"), at=1.0)) is None
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"], indirect=True)
+async def test_a_turn_that_fails_to_commit_leaves_no_ticket_and_no_mark(store):
+    """A turn's write fails half-way (here: a message of a ticket that does not exist): the new
+    ticket, its card, the confirmation and the update's mark all stay out, so the redelivered
+    update opens the ticket once."""
+    turn = opening_turn()
+    assert turn.tickets is not None
+    turn.tickets.messages.append(TicketMessage(99999, "citizen", "нет такого обращения", 1.0))
+    with pytest.raises(store.failures):
+        await store.commit_turn(turn)
+    assert await store.open_ticket_for("telegram", "c1") is None
+    assert await store.pending_count() == 0
+    assert not await store.seen_update("telegram", "u1")
+    assert await store.recent_transcript("telegram", "c1", 5) == []
+    number = await store.commit_turn(opening_turn())
+    assert [t.number for t in await store.list_tickets()] == [number]
+
+
+def operator_reply(number: int, text: str = "Проверьте папку «Спам»") -> TicketWork:
+    t = ticket("c1", platform="telegram", number=number, status="taken", operator="Ольга")
+    return TicketWork(
+        updates=[t],
+        messages=[TicketMessage(number, "operator", text, 2.0, "Ольга")],
+        outbox=[OutboxItem("telegram", "c1", Reply(text), ticket=number, created_at=2.0)],
+    )
+
+
+@contract
+async def test_a_staff_update_is_applied_once(store):
+    number = await store.commit_turn(opening_turn())
+    assert await store.commit_tickets(operator_reply(number), ("telegram", "staff-1"), at=2.0)
+    assert await store.seen_update("telegram", "staff-1")
+    # Redelivered: the mark is there, nothing is applied again.
+    assert not await store.commit_tickets(operator_reply(number, "второй раз"), ("telegram", "staff-1"), at=3.0)
+    assert [m.text for m in await store.ticket_messages(number) if m.role == "operator"] == ["Проверьте папку «Спам»"]
+    texts = [i.reply.text for i in await store.due(("telegram",), now=5.0)]
+    assert texts == [f"Создано обращение № {number}", "Проверьте папку «Спам»"]
+    got = await store.get_ticket(number)
+    assert (got.status, got.operator) == ("taken", "Ольга")
+    # Without an update (the command line) it is simply applied.
+    assert await store.commit_tickets(TicketWork(messages=[TicketMessage(number, "note", "заметка", 4.0)]))
+    assert [m.role for m in await store.ticket_messages(number)][-1] == "note"
+    with pytest.raises(ValueError, match="only with a citizen's turn"):
+        await store.commit_tickets(TicketWork(new=ticket()))
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"], indirect=True)
+async def test_a_staff_update_that_fails_to_commit_leaves_no_mark(store):
+    number = await store.commit_turn(opening_turn())
+    broken = operator_reply(number)
+    broken.messages.append(TicketMessage(99999, "operator", "нет такого обращения", 2.0))
+    with pytest.raises(store.failures):
+        await store.commit_tickets(broken, ("telegram", "staff-1"), at=2.0)
+    assert not await store.seen_update("telegram", "staff-1")  # so the redelivered update acts
+    assert [m.role for m in await store.ticket_messages(number)] == ["citizen"]
+    assert await store.pending_count("telegram") == 1  # the confirmation only
+    assert await store.commit_tickets(operator_reply(number), ("telegram", "staff-1"), at=3.0)
+    assert await store.pending_count("telegram") == 2
+
+
+async def _twice_at_once(a: Store, b: Store, number: int, updates: int) -> None:
+    """Two processes get the same staff updates at the same moment: each update acts once."""
+    import asyncio
+
+    for n in range(updates):
+        update = ("telegram", f"staff-{n}")
+        results = await asyncio.gather(
+            a.commit_tickets(operator_reply(number, f"ответ {n}"), update, at=2.0),
+            b.commit_tickets(operator_reply(number, f"ответ {n}"), update, at=2.0),
+        )
+        assert sorted(results) == [False, True]
+    texts = [i.reply.text for i in await a.due(("telegram",), now=5.0, limit=1000)]
+    assert texts[1:] == [f"ответ {n}" for n in range(updates)]
+    assert len([m for m in await a.ticket_messages(number) if m.role == "operator"]) == updates
+
+
+async def test_postgres_a_staff_update_acts_once_across_processes(postgres_url):
+    a, b = PostgresStore(postgres_url), PostgresStore(postgres_url)
+    await a.open()
+    await b.open()
+    try:
+        number = await a.commit_turn(opening_turn())
+        assert number is not None
+        await _twice_at_once(a, b, number, 30)
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_sqlite_a_staff_update_acts_once_across_processes(tmp_path):
+    a, b = SqliteStore(tmp_path / "shared.sqlite3"), SqliteStore(tmp_path / "shared.sqlite3")
+    await a.open()
+    await b.open()
+    try:
+        number = await a.commit_turn(opening_turn())
+        assert number is not None
+        await _twice_at_once(a, b, number, 30)
+    finally:
+        await a.close()
+        await b.close()
+
+
 # -- chats and editors ------------------------------------------------------------------------------
 
 
@@ -320,7 +461,7 @@ async def test_sqlite_file_of_an_older_schema_is_brought_up_to_date(tmp_path):
     store = SqliteStore(path)
     await store.open()
     try:
-        assert await store.schema_version() == len(MIGRATIONS) == 3
+        assert await store.schema_version() == len(MIGRATIONS) == 4
         assert [g.normalized for g in await store.unanswered(0.0)] == ["погода"]
         await store.set_cursor("vk.longpoll.ts.1", "9")
         assert await store.get_cursor("vk.longpoll.ts.1") == "9"
@@ -345,6 +486,43 @@ async def test_cursors_remember_the_last_value(store):
     await store.set_cursor("other", "x")
     assert await store.get_cursor("vk.longpoll.ts.1") == "42"
     assert await store.get_cursor("other") == "x"
+
+
+# -- several workers: background jobs and chat locks -----------------------------------------------
+
+
+@contract
+async def test_claim_job_once_per_period(store):
+    assert await store.claim_job("retention", now=1000.0, every=60.0)  # never run: due at once
+    assert not await store.claim_job("retention", now=1000.0, every=60.0)  # this period is taken
+    assert not await store.claim_job("retention", now=1059.9, every=60.0)
+    assert await store.claim_job("overdue", now=1001.0, every=60.0)  # another job is its own
+    assert await store.claim_job("retention", now=1060.0, every=60.0)  # the next period
+    assert not await store.claim_job("retention", now=1061.0, every=60.0)
+
+
+@contract
+async def test_claim_job_concurrent_callers_one_winner(store):
+    import asyncio
+
+    for period in range(3):
+        now = 100.0 + period * 10.0
+        wins = await asyncio.gather(*(store.claim_job("overdue", now, 10.0) for _ in range(8)))
+        assert sum(wins) == 1
+
+
+@contract
+async def test_chat_lock_enters_and_leaves(store):
+    import asyncio
+
+    async with store.chat_lock("test", "c1"):
+        async with asyncio.timeout(5):  # another chat is never held up by this one
+            async with store.chat_lock("test", "c2"):
+                pass
+    async with asyncio.timeout(5), store.chat_lock("test", "c1"):  # released: free again
+        pass
+    async with store.sole("long-polling") as alone:
+        assert alone
 
 
 # -- PostgreSQL specifics ---------------------------------------------------------------------------
@@ -447,3 +625,111 @@ async def test_sqlite_turn_crosses_to_the_database_thread_few_times(source, sqli
     seen, session = await sqlite_store.begin_turn("test", "1", "1-1")
     assert seen
     assert session is None
+
+
+async def test_postgres_chat_lock_holds_the_chat_across_workers(postgres_url):
+    """Two workers on one database: while one holds a chat, the other waits for that chat only;
+    a worker that dies mid-turn (its connections gone) frees the chat."""
+    import asyncio
+
+    a, b = PostgresStore(postgres_url, lock_pool_size=2), PostgresStore(postgres_url, lock_pool_size=2)
+    await a.open()
+    await b.open()
+    release = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        order: list[str] = []
+        held = asyncio.Event()
+
+        async def first() -> None:
+            async with a.chat_lock("telegram", "42"):
+                order.append("a in")
+                held.set()
+                await release.wait()
+                order.append("a out")
+
+        async def second() -> None:
+            await held.wait()
+            async with b.chat_lock("telegram", "42"):
+                order.append("b in")
+
+        tasks += [asyncio.create_task(first()), asyncio.create_task(second())]
+        await held.wait()
+        async with asyncio.timeout(5), b.chat_lock("telegram", "43"):  # another chat: not held up
+            pass
+        async with asyncio.timeout(5), b.chat_lock("vk", "42"):  # same id, other platform: another chat
+            pass
+        await asyncio.sleep(0.3)
+        assert order == ["a in"]  # b waits
+        release.set()
+        async with asyncio.timeout(10):
+            await asyncio.gather(*tasks)
+        assert order == ["a in", "a out", "b in"]
+
+        # A worker killed while holding the chat: its connection ends, the lock with it.
+        dead = PostgresStore(postgres_url, lock_pool_size=1)
+        await dead.open()
+        entered = asyncio.Event()
+
+        async def dies_holding() -> None:
+            async with dead.chat_lock("telegram", "42"):
+                entered.set()
+                await asyncio.sleep(3600)
+
+        holder = asyncio.create_task(dies_holding())
+        tasks.append(holder)
+        await entered.wait()
+        waiting = asyncio.create_task(_enter(b, "telegram", "42"))
+        tasks.append(waiting)
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        dead.lock_pool.terminate()  # what the kernel does to a killed worker's sockets
+        async with asyncio.timeout(10):
+            await waiting
+        holder.cancel()
+        await asyncio.gather(holder, return_exceptions=True)
+        await dead.close()
+    finally:
+        release.set()  # a failed assertion must not leave a holder hanging and the pools unclosable
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await a.close()
+        await b.close()
+
+
+async def _enter(store: PostgresStore, platform: str, chat_id: str) -> None:
+    async with store.chat_lock(platform, chat_id):
+        pass
+
+
+async def test_postgres_claim_job_one_winner_among_workers(postgres_url):
+    import asyncio
+
+    stores = [PostgresStore(postgres_url, max_size=2) for _ in range(3)]
+    await asyncio.gather(*(s.open() for s in stores))
+    try:
+        for period in range(5):
+            now = 1000.0 + period * 60.0
+            wins = await asyncio.gather(*(s.claim_job("retention", now, 60.0) for s in stores for _ in range(3)))
+            assert sum(wins) == 1, (period, wins)
+    finally:
+        await asyncio.gather(*(s.close() for s in stores))
+
+
+async def test_postgres_sole_role_is_refused_to_a_second_worker(postgres_url):
+    a, b = PostgresStore(postgres_url), PostgresStore(postgres_url)
+    await a.open()
+    await b.open()
+    try:
+        async with a.sole("telegram long polling") as first:
+            assert first
+            async with b.sole("telegram long polling") as second:
+                assert not second
+            async with b.sole("vk long polling") as other:
+                assert other
+        async with b.sole("telegram long polling") as after:  # the first one stopped: free again
+            assert after
+    finally:
+        await a.close()
+        await b.close()

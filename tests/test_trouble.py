@@ -12,24 +12,13 @@ import sys
 import time
 
 import pytest
-from scenario import Chat
+from scenario import Chat, only_ticket
 
 from bot.dialogue import Dialogue
 from bot.tickets import DESK, TicketError
 
 SCAM_CALL = "мне звонят с 8 800 555-35-35 просят код"
 HACKED = "меня взломали, сменили номер телефона и почту в профиле"
-
-
-@pytest.fixture
-def chat(dialogue) -> Chat:
-    return Chat(dialogue)
-
-
-async def only_ticket(dialogue: Dialogue):
-    tickets = await dialogue.store.list_tickets()
-    assert len(tickets) == 1
-    return tickets[0]
 
 
 async def citizen_lines(dialogue: Dialogue, number: int) -> list[str]:

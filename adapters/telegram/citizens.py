@@ -6,6 +6,7 @@ Groups other than the operators' chat get silence: a ticket's content must never
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -20,7 +21,6 @@ from bot.dialogue import Dialogue
 from bot.messages import Incoming, Reply, valid_text
 from bot.records import OutboxItem
 from bot.safety import redact
-from bot.tickets import DESK, desk_time
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,18 @@ def desk_caption(caption: str) -> str:
     """The caption as staff may see it: redacted like any message, within Telegram's limit."""
     clean = redact(valid_text(caption)).text.strip()
     return clean if len(clean) <= MAX_CAPTION else clean[: MAX_CAPTION - 1] + "…"
+
+
+def desk_copy(message: Message) -> tuple[tuple[str, str], ...]:
+    """The core keeps "[photo]" in the ticket; the operators also get the photo itself, with its
+    caption redacted: a desk item the core queues with the turn, right after the "[photo]" line,
+    when the message joins an open ticket (so it survives a crash like the turn does)."""
+    if message.content_type not in COPYABLE:
+        return ()
+    event, shown = f"{COPY_EVENT}{message.message_id}", f"[{message.content_type}]"
+    if message.caption is not None:
+        event, shown = event + CAPTIONED, desk_caption(message.caption)
+    return ((event, shown),)
 
 
 class ChatLocks:
@@ -96,6 +108,7 @@ class Citizens:
         incoming = from_message(message, update_id)
         if incoming is None:
             return
+        incoming = dataclasses.replace(incoming, desk_extras=desk_copy(message))
         await self.locks.run(message.chat.id, lambda: self._turn(incoming, message))
 
     async def on_callback(self, query: CallbackQuery, update_id: int) -> None:
@@ -118,33 +131,7 @@ class Citizens:
             return
         if not handled.queued:
             return  # a duplicate update
-        if message is not None and incoming.attachments:
-            await self._copy_to_ticket(message)
         self.nudge()
-
-    async def _copy_to_ticket(self, message: Message) -> None:
-        """The core keeps "[photo]" in the ticket; the operators also get the photo itself, with its
-        caption redacted."""
-        if message.content_type not in COPYABLE:
-            return
-        ticket = await self.store.open_ticket_for(PLATFORM, str(message.chat.id))
-        if ticket is None:
-            return
-        event, shown = f"{COPY_EVENT}{message.message_id}", f"[{message.content_type}]"
-        if message.caption is not None:
-            event, shown = event + CAPTIONED, desk_caption(message.caption)
-        # Through the desk outbox, so the copy lands after the "[photo]" line and survives a restart.
-        await self.store.enqueue(
-            OutboxItem(
-                DESK,
-                str(message.chat.id),
-                Reply(shown),
-                ticket=ticket.number,
-                event=event,
-                created_at=self.dialogue.clock(),
-                next_at=desk_time(ticket),
-            )
-        )
 
     async def deliver(self, chat_id: int, replies: list[Reply]) -> None:
         """Send replies that could not be stored (the store failed), once, best effort."""

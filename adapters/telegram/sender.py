@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -50,7 +51,10 @@ def backoff(limits: Limits, attempts: int) -> float:
 class RateLimiter:
     """Reserves a send slot: at most `per_second` overall and one per chat per interval.
 
-    Slots are reserved without awaiting, so concurrent senders queue up in call order.
+    Slots are reserved without awaiting, so concurrent senders queue up in call order. The overall
+    budget is a grid of slots 1/per_second apart, and a send takes the first free one at or after
+    its own chat's next turn: a chat that must wait (the operators' group, 3 s between messages)
+    takes a slot in its future and does not hold up other chats meanwhile.
     """
 
     def __init__(
@@ -62,18 +66,26 @@ class RateLimiter:
         self.limits = limits
         self.clock = clock
         self.sleep = sleep
-        self._next_any = 0.0
+        self._taken: set[int] = set()  # overall slots reserved (index × 1/per_second)
         self._next_chat: dict[int, float] = {}
 
     def reserve(self, chat_id: int) -> float:
         """The delay before this chat may be sent to; the slot is taken."""
         now = self.clock()
-        slot = max(now, self._next_any, self._next_chat.get(chat_id, 0.0))
-        self._next_any = slot + 1.0 / self.limits.per_second
+        rate = self.limits.per_second
+        earliest = max(now, self._next_chat.get(chat_id, 0.0))
+        index = math.ceil(earliest * rate - 1e-9)
+        while index in self._taken:
+            index += 1
+        self._taken.add(index)
+        slot = max(earliest, index / rate)
         interval = self.limits.chat_interval if chat_id > 0 else self.limits.group_interval
         self._next_chat[chat_id] = slot + interval
         if len(self._next_chat) > 10_000:
             self._next_chat = {c: t for c, t in self._next_chat.items() if t > now}
+        if len(self._taken) > 10_000:
+            past = math.floor(now * rate)
+            self._taken = {i for i in self._taken if i >= past}
         return slot - now
 
     def hold(self, chat_id: int, seconds: float) -> None:

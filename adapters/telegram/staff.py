@@ -3,8 +3,13 @@
 
 Only members of the operators' chat may act: every message and button is checked against
 membership (getChatMember, cached for a few minutes and corrected at once by `chat_member`
-updates); anything from someone else does nothing and is logged without personal data. Staff
-updates are remembered like citizens' ones, so a redelivered update acts once.
+updates); anything from someone else does nothing and is logged without personal data.
+
+A staff update acts once: what it changes (the ticket's status and holder, its message, the
+citizen's copy in the outbox, the desk event) is committed in one transaction together with the
+update's processed mark, and the mark is written first (`Store.commit_tickets`). A crash before that
+commit leaves nothing, and Telegram delivers the update again; a copy delivered again after it, or
+handled by another process at the same moment, finds the mark and changes nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from adapters.telegram.translate import PLATFORM, is_from_person
 from bot.dialogue import Dialogue
 from bot.messages import Reply
 from bot.records import Ticket
+from bot.storage.base import TicketWork
 from bot.tickets import TicketError
 
 log = logging.getLogger(__name__)
@@ -160,13 +166,15 @@ class Staff:
         if not message.is_topic_message or message.message_thread_id is None:
             return  # the general topic is the staff's own chat
         thread = message.message_thread_id
+        answer: str | None = None
+        work = TicketWork()
         async with self._topics.hold(thread):
             if await self.dialogue.store.seen_update(PLATFORM, str(update_id)):
                 return  # Telegram delivered it again
             ticket = await self.dialogue.store.find_ticket_by_desk_ref(str(thread))
             if ticket is not None and is_from_person(message):
                 if await self.is_staff(message):
-                    await self._message(ticket, message, thread)
+                    answer, work = await self._message(ticket, message)
                 else:
                     command = (message.text or "").split(" ", 1)[0] if (message.text or "").startswith("/") else ""
                     log.warning(
@@ -174,25 +182,32 @@ class Staff:
                         ticket.number,
                         f"command {command[:20]}" if command else str(getattr(message.content_type, "value", "")),
                     )
-            await self.dialogue.store.mark_update(PLATFORM, str(update_id), self.dialogue.clock())
-
-    async def _message(self, ticket: Ticket, message: Message, thread: int) -> None:
-        if message.text is None:
-            await self._say(thread, ONLY_TEXT)
-            return
-        try:
-            answer = await self._act(ticket, message.text, operator_name(message))
-        except TicketError as exc:
-            answer = f"Не выполнено: {exc}"
-        self.nudge()
+            if not await self._commit(work, update_id):
+                return  # another process handled this update meanwhile
+        if work.outbox:
+            self.nudge()
         if answer:
             await self._say(thread, answer)
 
-    async def _act(self, ticket: Ticket, text: str, operator: str) -> str | None:
-        """Do what the operator wrote; an answer for them when the outbox won't show the result."""
+    async def _commit(self, work: TicketWork, update_id: int) -> bool:
+        """Save what the update changed with its processed mark; False if it was handled already."""
+        return await self.dialogue.store.commit_tickets(work, (PLATFORM, str(update_id)), self.dialogue.clock())
+
+    async def _message(self, ticket: Ticket, message: Message) -> tuple[str | None, TicketWork]:
+        """What an operator's message changes (to commit) and what to tell them (after the commit)."""
+        work = TicketWork()
+        if message.text is None:
+            return ONLY_TEXT, work
+        try:
+            return await self._act(ticket, message.text, operator_name(message), work), work
+        except TicketError as exc:
+            return f"Не выполнено: {exc}", TicketWork()  # nothing of a refused action is saved
+
+    async def _act(self, ticket: Ticket, text: str, operator: str, work: TicketWork) -> str | None:
+        """Do what the operator wrote (into `work`); an answer for them when the outbox won't show the result."""
         desk = self.dialogue.desk
         if not text.startswith("/"):
-            await desk.reply(ticket.number, text, operator, to_desk=False)
+            await desk.reply(ticket.number, text, operator, to_desk=False, work=work)
             return None
         command, _, argument = text.partition(" ")
         command = command.split("@", 1)[0].lower()
@@ -200,13 +215,13 @@ class Staff:
         if command == "/note":
             if not argument:
                 return "Напишите заметку после команды: /note текст"
-            await desk.note(ticket.number, argument, operator, to_desk=False)
+            await desk.note(ticket.number, argument, operator, to_desk=False, work=work)
             return "📝 Заметка сохранена (гражданин её не видит)."
         if command == "/take":
-            await desk.take(ticket.number, operator)
+            await desk.take(ticket.number, operator, work=work)
             return None  # the "taken" event appears in the topic
         if command == "/close":
-            await desk.close(ticket.number, operator)
+            await desk.close(ticket.number, operator, work=work)
             return None
         return HELP
 
@@ -221,20 +236,25 @@ class Staff:
             await answer_quietly(query, "Действовать с обращениями могут только сотрудники.", alert=True)
             return
         verb, number = action
+        work = TicketWork()
+        refused: str | None = None
         async with self._topics.hold(-number):  # not a topic id: card presses of one ticket in order
             if await self.dialogue.store.seen_update(PLATFORM, str(update_id)):
                 await answer_quietly(query)
                 return
             try:
                 if verb == "take":
-                    await self.dialogue.desk.take(number, query.from_user.full_name)
+                    await self.dialogue.desk.take(number, query.from_user.full_name, work=work)
                 else:
-                    await self.dialogue.desk.close(number, query.from_user.full_name)
+                    await self.dialogue.desk.close(number, query.from_user.full_name, work=work)
             except TicketError as exc:
-                await self.dialogue.store.mark_update(PLATFORM, str(update_id), self.dialogue.clock())
-                await answer_quietly(query, str(exc), alert=True)
+                work, refused = TicketWork(), str(exc)
+            if not await self._commit(work, update_id):
+                await answer_quietly(query)
                 return
-            await self.dialogue.store.mark_update(PLATFORM, str(update_id), self.dialogue.clock())
+        if refused is not None:
+            await answer_quietly(query, refused, alert=True)
+            return
         self.nudge()
         await answer_quietly(query, "Готово")
 

@@ -522,6 +522,14 @@ _FIRST_PERSON = _rx(r"\bя\b[^.!?\n]{0,12}$")
 _PHONE_WORD = _rx(r"телефон|тел\.|номер")
 
 
+def _official_numbers(scan: _Scan) -> None:
+    """The official numbers in full (hotline, SMS senders) are kept whatever label stands before them."""
+    for m in phones._FULL.finditer(scan.work):
+        start = m.start() + len(m.group()) - len(m.group().lstrip(" -.(\t"))
+        if phones.canonical(m.group()) in OFFICIAL_NUMBERS:
+            scan.keep(start, m.end(), "official_number")
+
+
 def _phones(scan: _Scan) -> None:
     text, work = scan.text, scan.work
     for m in phones._FULL.finditer(work):
@@ -712,6 +720,7 @@ def find(text: str, *, names: bool = True) -> tuple[list[Span], list[tuple[int, 
     _dates(scan)
     _lettered_documents(scan)
     _keeps(scan)
+    _official_numbers(scan)  # before the labels: "СНИЛС или позвоните 8 800 100-70-10" names no SNILS
     shapes = _labelled(scan, (*_DOCUMENTS, *_KEEP_LABELS))
     _same_shape(scan, shapes)
     _snils_format(scan)

@@ -3,10 +3,63 @@ many coroutines at once (the dialogue handles different chats concurrently)."""
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
 
+from bot.messages import Reply
 from bot.records import OutboxItem, Session, Ticket, TicketMessage, UnansweredGroup
+
+# Stands for the number of the ticket a turn opens until the commit assigns it: ticket 0 in
+# messages and outbox items, this character in texts (`ticket_label(0)`). A private-use character:
+# the dialogue drops unprintable characters from what citizens write, so only the bot writes it.
+NEW_TICKET = "\ue000"
+
+
+def _numbered(text: str, number: int) -> str:
+    return text.replace(NEW_TICKET, str(number)) if NEW_TICKET in text else text
+
+
+def numbered_reply(reply: Reply, number: int) -> Reply:
+    """`reply` with the new ticket's number in place of NEW_TICKET (its text and buttons)."""
+    if NEW_TICKET not in reply.text and not any(NEW_TICKET in b.payload for b in reply.buttons):
+        return reply
+    buttons = tuple(replace(b, payload=_numbered(b.payload, number)) for b in reply.buttons)
+    return Reply(_numbered(reply.text, number), buttons)
+
+
+@dataclass
+class TicketWork:
+    """Ticket changes saved in one transaction with what caused them: a citizen's turn
+    (`Turn.tickets`) or a staff action (`Store.commit_tickets`, with the staff update's mark).
+
+    `new` is a ticket to open (number 0): messages and outbox items of ticket 0 are its own, and
+    NEW_TICKET in their texts becomes its number when the store assigns it."""
+
+    new: Ticket | None = None
+    updates: list[Ticket] = field(default_factory=list)  # whole rows, as `update_ticket` writes them
+    messages: list[TicketMessage] = field(default_factory=list)
+    outbox: list[OutboxItem] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.new or self.updates or self.messages or self.outbox)
+
+    def numbered(self, number: int) -> TicketWork:
+        """This work with the new ticket's number filled in everywhere."""
+
+        def item(o: OutboxItem) -> OutboxItem:
+            return replace(o, ticket=number if o.ticket == 0 else o.ticket, reply=numbered_reply(o.reply, number))
+
+        return TicketWork(
+            new=replace(self.new, number=number) if self.new else None,
+            updates=list(self.updates),
+            messages=[
+                replace(m, ticket=number if m.ticket == 0 else m.ticket, text=_numbered(m.text, number))
+                for m in self.messages
+            ],
+            outbox=[item(o) for o in self.outbox],
+        )
 
 
 @dataclass(frozen=True)
@@ -19,10 +72,25 @@ class Turn:
     unanswered: tuple[tuple[str, str, str], ...] = ()  # (redacted text, normalized, outcome)
     at: float = 0.0
     outbox: tuple[OutboxItem, ...] = field(default=())
+    tickets: TicketWork | None = None  # ticket changes the turn made (a new ticket, a message, a cancel)
+
+    def numbered(self, number: int) -> Turn:
+        """This turn with the new ticket's number filled in (transcript, replies, ticket work)."""
+        return replace(
+            self,
+            transcript=tuple((role, _numbered(text, number)) for role, text in self.transcript),
+            outbox=tuple(replace(o, reply=numbered_reply(o.reply, number)) for o in self.outbox),
+            tickets=self.tickets.numbered(number) if self.tickets else None,
+        )
 
 
 class StoreUnavailable(Exception):
     """The store cannot be opened for writing (unwritable, locked, not a database); the message says why."""
+
+
+class SingleProcessOnly(Exception):
+    """A role only one process may play (long polling) is already played by another process on
+    this store; the message says what to do."""
 
 
 class Store(ABC):
@@ -35,6 +103,28 @@ class Store(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""
+
+    # several processes on one store
+    @contextlib.asynccontextmanager
+    async def chat_lock(self, platform: str, chat_id: str) -> AsyncIterator[None]:
+        """Hold the chat against every other process on this store while the block runs, so one
+        chat's turns run one at a time however many workers receive them. The caller holds its own
+        in-process lock first (one waiter per chat per process). This default holds nothing: a
+        store that only one process can serve (memory, SQLite) needs no more than that lock."""
+        yield
+
+    @contextlib.asynccontextmanager
+    async def sole(self, name: str) -> AsyncIterator[bool]:
+        """Hold `name` while the block runs, across every process on this store; yields False
+        (holding nothing) when another process holds it: a role only one process may play, such as
+        reading a platform's long-polling stream. This default yields True (one process only)."""
+        yield True
+
+    @abstractmethod
+    async def claim_job(self, name: str, now: float, every: float) -> bool:
+        """True for exactly one caller per period, across every process on this store: the job
+        `name` is due (never run, or its last claim was `every` seconds ago or more, by `now`); its
+        next run becomes `now + every`. The others get False and skip this round."""
 
     # conversations
     @abstractmethod
@@ -55,8 +145,17 @@ class Store(ABC):
         return seen, None if seen else await self.load_session(platform, chat_id)
 
     @abstractmethod
-    async def commit_turn(self, turn: Turn) -> None:
-        """Save the session, mark the update processed, append transcript, log unanswered, enqueue."""
+    async def commit_turn(self, turn: Turn) -> int | None:
+        """Save the session, mark the update processed, append transcript, log unanswered, enqueue,
+        and apply `turn.tickets`, all in one transaction. Returns the number given to the ticket the
+        turn opened (`turn.tickets.new`), None when it opened none."""
+
+    @abstractmethod
+    async def commit_tickets(self, work: TicketWork, update: tuple[str, str] | None = None, at: float = 0.0) -> bool:
+        """Apply ticket changes (updates, messages, outbox items; never a new ticket) in one
+        transaction. With `update` (platform, update id) the update's processed mark is written
+        first in that transaction: when it is there already — handled before, or by another process
+        at the same moment — nothing is applied and this returns False. True when applied."""
 
     @abstractmethod
     async def recent_transcript(self, platform: str, chat_id: str, limit: int) -> list[tuple[str, str]]: ...
@@ -81,6 +180,17 @@ class Store(ABC):
 
     @abstractmethod
     async def list_tickets(self, status: str | None = None, overdue_at: float | None = None) -> list[Ticket]: ...
+
+    async def flag_overdue(self, number: int) -> bool:
+        """Mark the ticket's overdue as announced; True only for the call that changed it (two
+        workers racing to announce it: one wins). This default reads and writes, enough for a
+        store one process serves; a shared store does it in one conditional update."""
+        ticket = await self.get_ticket(number)
+        if ticket is None or ticket.overdue_announced:
+            return False
+        ticket.overdue_announced = True
+        await self.update_ticket(ticket)
+        return True
 
     @abstractmethod
     async def add_ticket_message(self, message: TicketMessage) -> None: ...

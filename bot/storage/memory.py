@@ -8,7 +8,7 @@ import time
 from collections import Counter, defaultdict
 
 from bot.records import OPEN_STATUSES, OutboxItem, Session, Ticket, TicketMessage, UnansweredGroup
-from bot.storage.base import Store, Turn
+from bot.storage.base import Store, TicketWork, Turn
 
 
 class MemoryStore(Store):
@@ -24,6 +24,13 @@ class MemoryStore(Store):
         self.unanswered_log: list[tuple[str, str, str, float]] = []
         self.cursors: dict[str, str] = {}
         self.unanswered_chats: list[tuple[str, str]] = []  # whose each unanswered_log entry is
+        self.jobs: dict[str, float] = {}  # job name -> when it is next due
+
+    async def claim_job(self, name: str, now: float, every: float) -> bool:
+        if self.jobs.get(name, now) > now:
+            return False
+        self.jobs[name] = now + every
+        return True
 
     async def seen_update(self, platform: str, update_id: str) -> bool:
         return (platform, update_id) in self.updates
@@ -35,7 +42,12 @@ class MemoryStore(Store):
         session = self.sessions.get((platform, chat_id))
         return copy.deepcopy(session) if session else None
 
-    async def commit_turn(self, turn: Turn) -> None:
+    async def commit_turn(self, turn: Turn) -> int | None:
+        # No await before the last write: nothing else runs in between, so it is all or nothing.
+        number = None
+        if turn.tickets and turn.tickets.new:
+            number = max(self.tickets, default=0) + 1
+            turn = turn.numbered(number)
         key = (turn.session.platform, turn.session.chat_id)
         self.sessions[key] = copy.deepcopy(turn.session)
         self.session_at[key] = turn.at
@@ -46,7 +58,30 @@ class MemoryStore(Store):
             self.unanswered_log.append((text, normalized, outcome, turn.at))
             self.unanswered_chats.append(key)
         for item in turn.outbox:
-            await self.enqueue(item)
+            self._enqueue(item)
+        if turn.tickets:
+            self._apply(turn.tickets)
+        return number
+
+    async def commit_tickets(self, work: TicketWork, update: tuple[str, str] | None = None, at: float = 0.0) -> bool:
+        if work.new is not None:
+            raise ValueError("a new ticket is opened only with a citizen's turn (commit_turn)")
+        if update is not None:
+            if update in self.updates:
+                return False
+            self.updates.add(update)
+        self._apply(work)
+        return True
+
+    def _apply(self, work: TicketWork) -> None:
+        if work.new is not None:
+            self.tickets[work.new.number] = copy.deepcopy(work.new)
+        for ticket in work.updates:
+            self.tickets[ticket.number] = copy.deepcopy(ticket)
+        for message in work.messages:
+            self.messages[message.ticket].append(message)
+        for item in work.outbox:
+            self._enqueue(item)
 
     async def recent_transcript(self, platform: str, chat_id: str, limit: int) -> list[tuple[str, str]]:
         return list(self.transcripts[(platform, chat_id)][-limit:]) if limit > 0 else []
@@ -104,6 +139,9 @@ class MemoryStore(Store):
         return None
 
     async def enqueue(self, item: OutboxItem) -> int:
+        return self._enqueue(item)
+
+    def _enqueue(self, item: OutboxItem) -> int:
         item_id = max(self.outbox, default=0) + 1
         self.outbox[item_id] = dataclasses.replace(item, id=item_id)
         return item_id

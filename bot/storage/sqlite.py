@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from bot.records import OPEN_STATUSES, OutboxItem, Session, Ticket, TicketMessage, UnansweredGroup
-from bot.storage.base import Store, StoreUnavailable, Turn
+from bot.storage.base import Store, StoreUnavailable, TicketWork, Turn
 from bot.storage.migrations import render
 from bot.storage.rows import (
     OUTBOX_COLUMNS,
@@ -58,8 +58,51 @@ def _begin_turn(con: sqlite3.Connection, platform: str, chat_id: str, update_id:
     return False, row[0] if row else None
 
 
-def _write_turn(con: sqlite3.Connection, turn: Turn) -> None:
-    """A turn's writes, not committed (the batcher commits the turns of a trip together)."""
+_INSERT_MESSAGE = "INSERT INTO ticket_messages (ticket, role, text, author, at) VALUES (?,?,?,?,?)"
+
+
+def _apply_tickets(con: sqlite3.Connection, work: TicketWork) -> None:
+    """Ticket changes inside the caller's transaction (`work.new` already numbered and inserted)."""
+    if work.updates:
+        con.executemany(_UPDATE_TICKET, [ticket_update_values(t) for t in work.updates])
+    if work.messages:
+        con.executemany(_INSERT_MESSAGE, [(m.ticket, m.role, m.text, m.author, m.at) for m in work.messages])
+    if work.outbox:
+        con.executemany(_INSERT_OUTBOX, [outbox_values(item) for item in work.outbox])
+
+
+def _commit_tickets(con: sqlite3.Connection, work: TicketWork, update: tuple[str, str] | None, at: float) -> bool:
+    try:
+        if update is not None:
+            # The mark first: a second copy of the update (another process) finds it and changes nothing.
+            marked = con.execute(
+                "INSERT INTO processed_updates (platform, update_id, at) VALUES (?,?,?) ON CONFLICT DO NOTHING",
+                (*update, at),
+            ).rowcount
+            if not marked:
+                con.rollback()
+                return False
+        _apply_tickets(con, work)
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    return True
+
+
+def _open_ticket(con: sqlite3.Connection, turn: Turn) -> tuple[int | None, Turn]:
+    """Insert the ticket the turn opens, if any: its number, and the turn with that number in it."""
+    if not (turn.tickets and turn.tickets.new):
+        return None, turn
+    number = con.execute(_INSERT_TICKET, ticket_values(turn.tickets.new)).lastrowid
+    assert number is not None
+    return number, turn.numbered(number)
+
+
+def _write_turn(con: sqlite3.Connection, turn: Turn) -> int | None:
+    """A turn's writes, not committed (the batcher commits the turns of a trip together); returns
+    the number of the ticket the turn opens, if any."""
+    number, turn = _open_ticket(con, turn)
     s = turn.session
     con.execute(
         "INSERT INTO sessions (platform, chat_id, state, updated_at) VALUES (?,?,?,?) "
@@ -83,6 +126,9 @@ def _write_turn(con: sqlite3.Connection, turn: Turn) -> None:
         )
     if turn.outbox:
         con.executemany(_INSERT_OUTBOX, [outbox_values(item) for item in turn.outbox])
+    if turn.tickets:
+        _apply_tickets(con, turn.tickets)
+    return number
 
 
 def _fetchall(con: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> list[sqlite3.Row]:
@@ -113,6 +159,20 @@ def _write(con: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> int:
         con.rollback()
         raise
     return rowid or 0
+
+
+def _claim_job(con: sqlite3.Connection, name: str, now: float, every: float) -> bool:
+    try:
+        claimed = con.execute(
+            "INSERT INTO jobs (name, next_at) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET next_at=excluded.next_at WHERE jobs.next_at <= ?",
+            (name, now + every, now),
+        ).rowcount
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    return claimed == 1
 
 
 class SqliteStore(Store):
@@ -234,9 +294,15 @@ class SqliteStore(Store):
         seen, state = await self._run(_begin_turn, platform, chat_id, update_id)
         return seen, Session.from_json(state) if state is not None else None
 
-    async def commit_turn(self, turn: Turn) -> None:
+    async def commit_turn(self, turn: Turn) -> int | None:
         self._must_be_open()
-        await self._batch.turn(turn)
+        number: int | None = await self._batch.turn(turn)
+        return number
+
+    async def commit_tickets(self, work: TicketWork, update: tuple[str, str] | None = None, at: float = 0.0) -> bool:
+        if work.new is not None:
+            raise ValueError("a new ticket is opened only with a citizen's turn (commit_turn)")
+        return await self._run(_commit_tickets, work, update, at)
 
     async def recent_transcript(self, platform: str, chat_id: str, limit: int) -> list[tuple[str, str]]:
         rows = await self._fetch(
@@ -354,6 +420,11 @@ class SqliteStore(Store):
     async def is_chat_blocked(self, platform: str, chat_id: str) -> bool:
         rows = await self._fetch("SELECT 1 FROM blocked_chats WHERE platform=? AND chat_id=?", (platform, chat_id))
         return bool(rows)
+
+    # -- background jobs -------------------------------------------------------------------------
+
+    async def claim_job(self, name: str, now: float, every: float) -> bool:
+        return await self._run(_claim_job, name, now, every)
 
     # -- cursors ---------------------------------------------------------------------------------
 

@@ -42,14 +42,14 @@ class _Work(Generic[W]):
 
 class Batcher(Generic[W]):
     """`send(fn)` puts `fn(connection)` on the connection's thread; `write_turn(connection, turn)`
-    writes one turn without committing; while `lock` is held (a caller running several statements
+    writes one turn without committing (what it returns is the turn's result); while `lock` is held (a caller running several statements
     of its own), no trip is sent.
 
     One trip at a time. A trip is sent at once, from the caller that finds none under way, so the
     database works while the event loop goes on with other chats; what is asked meanwhile goes in
     the next trip, sent when this one's answer arrives."""
 
-    def __init__(self, send: Send, write_turn: Callable[[sqlite3.Connection, W], None], lock: asyncio.Lock):
+    def __init__(self, send: Send, write_turn: Callable[[sqlite3.Connection, W], Any], lock: asyncio.Lock):
         self._send = send
         self._write_turn = write_turn
         self._lock = lock
@@ -64,9 +64,10 @@ class Batcher(Generic[W]):
         result: T = await self._submit(lambda con: fn(con, *args), None)
         return result
 
-    async def turn(self, turn: W) -> None:
-        """Returns once the turn is committed; raises what made it fail (then nothing of it is saved)."""
-        await self._submit(None, turn)
+    async def turn(self, turn: W) -> Any:
+        """Returns, once the turn is committed, what `write_turn` returned for it; raises what made it
+        fail (then nothing of it is saved)."""
+        return await self._submit(None, turn)
 
     async def drain(self) -> None:
         """Wait until everything queued so far has been done (before closing the connection)."""
@@ -161,36 +162,37 @@ class Batcher(Generic[W]):
                 outcomes[i] = (True, w.call(con))
             except Exception as exc:
                 outcomes[i] = (False, exc)
-        for i, failure in self._commit_turns(con, [(i, batch[i].turn) for i in turns]).items():
-            outcomes[i] = (False, failure)
+        for i, outcome in self._commit_turns(con, [(i, batch[i].turn) for i in turns]).items():
+            outcomes[i] = outcome
         return outcomes
 
-    def _commit_turns(self, con: sqlite3.Connection, turns: list[tuple[int, W | None]]) -> dict[int, Exception]:
-        """Write the turns in one transaction and commit; returns the failed ones by position."""
-        failed: dict[int, Exception] = {}
+    def _commit_turns(self, con: sqlite3.Connection, turns: list[tuple[int, W | None]]) -> dict[int, tuple[bool, Any]]:
+        """Write the turns in one transaction and commit; each turn's outcome by position: what
+        `write_turn` returned in the attempt that committed, or what made it fail."""
+        outcomes: dict[int, tuple[bool, Any]] = {}
         while turns:
-            written = 0
+            written: list[tuple[int, Any]] = []
             try:
-                for _, turn in turns:
+                for i, turn in turns:
                     assert turn is not None
-                    self._write_turn(con, turn)
-                    written += 1
+                    written.append((i, self._write_turn(con, turn)))
                 con.commit()
                 self.commits += 1
-                return failed
+                outcomes.update((i, (True, value)) for i, value in written)
+                return outcomes
             except Exception as exc:
                 con.rollback()
-                if written == len(turns) or _locked(exc):
+                if len(written) == len(turns) or _locked(exc):
                     # The COMMIT failed (nothing of any turn is saved), or another process holds the
                     # database past busy_timeout: no turn is to blame, and each would wait as long.
-                    failed.update((i, exc) for i, _ in turns)
-                    return failed
-                failed[turns[written][0]] = exc
-                turns = turns[:written] + turns[written + 1 :]
+                    outcomes.update((i, (False, exc)) for i, _ in turns)
+                    return outcomes
+                outcomes[turns[len(written)][0]] = (False, exc)
+                turns = turns[: len(written)] + turns[len(written) + 1 :]
             except BaseException:
                 con.rollback()
                 raise
-        return failed
+        return outcomes
 
 
 def _locked(exc: Exception) -> bool:

@@ -332,3 +332,34 @@ async def test_overdue_ticket_is_announced_in_the_general_topic(fake: FakeBotAPI
         lambda c: c.method == "sendMessage" and c.params["chat_id"] == OPS and "Просрочено" in c.params["text"]
     )
     assert "message_thread_id" not in notice.params
+
+
+@pytest.mark.usefixtures("running")
+async def test_a_photos_copy_to_the_desk_is_saved_with_the_turn(fake: FakeBotAPI, dialogue: Dialogue, monkeypatch):
+    """Issue 12, point 3: the copy of a citizen's photo for the desk is queued in the turn's own
+    transaction. Were the process killed right after the turn's commit (the update is acknowledged
+    after it, so Telegram would not deliver it again), the copy must already be in the outbox;
+    before, it was written after the commit and a crash there lost it for good."""
+    citizen = 561
+    await fake.push(fake.message(citizen, "/operator"))
+    await fake.wait_sent(citizen)
+    [card] = await fake.wait_for(lambda c: c.method == "sendMessage" and c.params["chat_id"] == OPS)
+    thread = card.params["message_thread_id"]
+    store = dialogue.store
+    commit_turn = store.commit_turn
+    at_commit: list[list[str]] = []
+
+    async def observed(turn):  # what a crash right after this commit would leave in the outbox
+        number = await commit_turn(turn)
+        desk = await store.due(("desk",), now=1e12, limit=1000)
+        at_commit.append([item.event for item in desk if item.event.startswith("telegram_copy:")])
+        return number
+
+    monkeypatch.setattr(store, "commit_turn", observed)
+    photo = fake.message(citizen, **PHOTO)
+    await fake.push(photo)
+    await fake.wait_for(lambda c: c.method == "copyMessage" and c.ok)
+    await fake.wait_for(lambda c: in_thread(thread)(c) and "[photo]" in c.params["text"])
+    assert at_commit == [[f"telegram_copy:{photo['message']['message_id']}"]]
+    [copy] = fake.find("copyMessage")
+    assert copy.params["message_thread_id"] == thread

@@ -9,47 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from fake_bot_api import FAST, FakeBotAPI
+from gated import GatedStore
 
 from adapters.telegram import TelegramAdapter
 from bot.config import Settings
 from bot.dialogue import Dialogue, KnowledgeSource
-from bot.storage import SqliteStore
-from bot.storage.base import Turn
-
-
-class GatedStore(SqliteStore):
-    """Commits a turn only when the gate is open; `full` makes commits fail like a full disk."""
-
-    def __init__(self, path: Path):
-        super().__init__(path)
-        self.gate = asyncio.Event()
-        self.gate.set()
-        self.waiting = 0
-        self.full = False
-
-    async def commit_turn(self, turn: Turn) -> None:
-        self.waiting += 1
-        await self.gate.wait()
-        self.waiting -= 1
-        if self.full:
-            raise sqlite3.OperationalError("database or disk is full")
-        await super().commit_turn(turn)
-
-
-@pytest.fixture
-async def gated(tmp_path: Path) -> AsyncIterator[GatedStore]:
-    store = GatedStore(tmp_path / "gated.sqlite3")
-    await store.open()
-    yield store
-    await store.close()
 
 
 async def run_adapter(settings: Settings, dialogue: Dialogue) -> tuple[asyncio.Event, asyncio.Task[None]]:

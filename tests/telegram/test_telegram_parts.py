@@ -89,6 +89,19 @@ async def test_rate_limiter_groups_are_slower_and_retry_after_holds_the_chat():
     assert limiter.reserve(5) == pytest.approx(7.0)
 
 
+async def test_rate_limiter_a_backlog_in_the_operators_group_does_not_hold_up_citizens():
+    """Found by the operators' chat kill test: 50 new tickets queue 100 messages for the group, 3 s
+    apart; the citizens' replies must not wait five minutes behind them."""
+    clock = FakeClock()
+    limiter = RateLimiter(Limits(), clock=clock, sleep=clock.sleep)
+    group = [limiter.reserve(-100) for _ in range(20)]
+    assert group[-1] == pytest.approx(57.0)
+    assert limiter.reserve(5) <= 1 / 30 + 1e-9
+    private = [limiter.reserve(chat) for chat in range(6, 66)]  # still 30 a second overall
+    assert len({round(d * 30) for d in [*group, *private]}) == len(group) + len(private)
+    assert max(private) == pytest.approx(61 / 30)
+
+
 def test_backoff_doubles_up_to_the_cap():
     limits = Limits(retry_base=1.0, retry_cap=600.0)
     assert [backoff(limits, a) for a in range(4)] == [1.0, 2.0, 4.0, 8.0]
