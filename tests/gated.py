@@ -21,10 +21,10 @@ class GatedStore(SqliteStore):
         self.waiting = 0
         self.full = False
 
-    async def commit_turn(self, turn: Turn) -> None:
+    async def commit_turn(self, turn: Turn) -> int | None:
         self.waiting += 1
         await self.gate.wait()
         self.waiting -= 1
         if self.full:
             raise sqlite3.OperationalError("database or disk is full")
-        await super().commit_turn(turn)
+        return await super().commit_turn(turn)
