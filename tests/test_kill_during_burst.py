@@ -26,13 +26,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "telegram"))
-sys.path.insert(0, str(Path(__file__).resolve().parent / "vk"))
-
-from fake_bot_api import FakeBotAPI  # noqa: E402
-from fake_vk import CALLBACK_CLIENT, GROUP_ID, TOKEN, FakeVk  # noqa: E402
-
-from bot.knowledge import Knowledge  # noqa: E402
+from bot.knowledge import Knowledge
+from fakes.telegram_api import FakeBotAPI
+from fakes.vk_api import CALLBACK_CLIENT, GROUP_ID, TOKEN, FakeVk
 
 ROOT = Path(__file__).resolve().parent.parent
 CHATS = 40

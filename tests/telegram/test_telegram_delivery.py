@@ -16,13 +16,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from fake_bot_api import FAST, FakeBotAPI
 
 from adapters.telegram import TelegramAdapter
 from bot.config import Settings
 from bot.dialogue import Dialogue, KnowledgeSource
 from bot.storage import SqliteStore
 from bot.storage.base import Turn
+from fakes.telegram_api import FAST, FakeBotAPI
 
 
 class GatedStore(SqliteStore):

@@ -13,13 +13,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from fake_vk import FAST, GROUP_ID, TOKEN, FakeVk, eventually
 
 from adapters.vk import VkAdapter
 from bot.config import Settings
 from bot.dialogue import Dialogue, KnowledgeSource
 from bot.storage import SqliteStore
 from bot.storage.base import Turn
+from fakes.vk_api import FAST, GROUP_ID, TOKEN, FakeVk, eventually
 
 CURSOR = f"vk.longpoll.ts.{GROUP_ID}"
 
