@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -62,18 +63,30 @@ class RateLimiter:
         self.limits = limits
         self.clock = clock
         self.sleep = sleep
-        self._next_any = 0.0
+        self._taken: set[int] = set()  # global slots reserved, in units of 1 / per_second
         self._next_chat: dict[int, float] = {}
 
     def reserve(self, chat_id: int) -> float:
-        """The delay before this chat may be sent to; the slot is taken."""
+        """The delay before this chat may be sent to; the slot is taken.
+
+        The chat's own interval decides the earliest moment; the overall limit then takes the first
+        free global slot from there. (A chat that must wait — the operators' group, 3 s apart — does
+        not push the slots of other chats back: they fill the gaps before it.)"""
         now = self.clock()
-        slot = max(now, self._next_any, self._next_chat.get(chat_id, 0.0))
-        self._next_any = slot + 1.0 / self.limits.per_second
+        earliest = max(now, self._next_chat.get(chat_id, 0.0))
+        rate = self.limits.per_second
+        tick = math.ceil(earliest * rate - 1e-9)
+        while tick in self._taken:
+            tick += 1
+        self._taken.add(tick)
+        slot = max(earliest, tick / rate)
         interval = self.limits.chat_interval if chat_id > 0 else self.limits.group_interval
         self._next_chat[chat_id] = slot + interval
         if len(self._next_chat) > 10_000:
             self._next_chat = {c: t for c, t in self._next_chat.items() if t > now}
+        if len(self._taken) > 10_000:
+            past = math.floor(now * rate)
+            self._taken = {t for t in self._taken if t >= past}
         return slot - now
 
     def hold(self, chat_id: int, seconds: float) -> None:
