@@ -101,6 +101,7 @@ class FakeVk:
         self.resends: int = 0  # messages.send with a (peer, random_id) already delivered: not shown again
         self.listeners: list[Callable[[Sent], None]] = []  # told of every message shown in a chat
         self.errors: Counter[str] = Counter()  # faults answered, by kind
+        self.fault_log: list[tuple[int | None, float, str]] = []  # (peer, when, kind) of every fault
         app = web.Application()
         app.router.add_post("/method/{name}", self._method)
         app.router.add_get("/lp", self._long_poll)
@@ -242,8 +243,9 @@ class FakeVk:
 
     async def _fault(self, kind: str, name: str, form: dict[str, Any], request: web.Request) -> web.Response:
         assert self.faults is not None
-        self.errors[kind] += 1
         peer = int(form["peer_id"]) if str(form.get("peer_id", "")).lstrip("-").isdigit() else None
+        self.errors[kind] += 1
+        self.fault_log.append((peer, time.monotonic(), kind))
         if kind in ("vk6", "vk9"):
             code = 6 if kind == "vk6" else 9
             return _error(code, "Too many requests per second" if code == 6 else "Flood control")
