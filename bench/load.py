@@ -79,7 +79,7 @@ VK_SECRET = "load-vk-secret"
 TG_BASE, VK_BASE = 5_000_000, 6_000_000  # chat ids of citizen i: TG_BASE + i (even i), VK_BASE + i (odd i)
 SMALLTALK = ("здравствуйте", "Добрый день!", "привет", "спасибо", "спасибо, помогло", "ок", "ты бот?")
 NO_PRESS = ("op", "cancel", "r:")  # handoffs and cancellations are drawn separately; ratings are not a reply
-# Per message: ask for a person (once a ticket is open, the next message cancels it half the time),
+# Per message: ask for a person (then half cancel with the next message, half wait for the person),
 # press a button the last reply offered, small talk; else a dev.tsv question. About 18 % of citizens
 # hand off once in 10 messages: the operators' forum takes 20 bot messages a minute (Telegram's
 # limit for a group), so the desk, not the bot, bounds how many tickets a run can show.
@@ -294,7 +294,7 @@ def vk_buttons(message: Sent) -> list[tuple[str, str, str]]:
 def choose(rng: random.Random, n: int, last: list[Seen], handoff_pending: bool, texts: list[str]) -> tuple[str, Any]:
     """(kind, what): kind is question | smalltalk | button | operator | cancel."""
     buttons = [b for b in (last[-1].buttons if last else []) if not _payload(b).startswith(NO_PRESS)]
-    if handoff_pending and rng.random() < CANCEL_AFTER:
+    if handoff_pending:
         return "cancel", "/cancel"
     if rng.random() < HANDOFF:
         return "operator", "/operator"
@@ -348,7 +348,9 @@ async def live(run: Run, citizen: Citizen) -> None:
     last: list[Seen] = []
     for n in range(args.messages):
         kind, what = choose(rng, n, last, handoff_pending, run.texts)
-        handoff_pending = kind == "operator"
+        # After a handoff: cancel with the next message, or wait for the person (up to --operator-wait).
+        handoff_pending = kind == "operator" and rng.random() < CANCEL_AFTER
+        wait_for_person = kind == "operator" and not handoff_pending
         citizen.kinds[kind] += 1
         mark = len(citizen.inbox)
         started = time.monotonic()
@@ -372,6 +374,19 @@ async def live(run: Run, citizen: Citizen) -> None:
             except TimeoutError:
                 break
         last = [s for s in citizen.inbox[mark:] if not is_operator_reply(s.text)]
+        if wait_for_person:
+            await operator_reply(citizen, mark, args.operator_wait)
+
+
+async def operator_reply(citizen: Citizen, mark: int, within: float) -> None:
+    deadline = time.monotonic() + within
+    while not any(is_operator_reply(seen.text) for seen in citizen.inbox[mark:]):
+        citizen.news.clear()
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(citizen.news.wait(), left)
 
 
 async def first_reply(citizen: Citizen, mark: int, within: float) -> Seen | None:
@@ -1009,6 +1024,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reply-timeout", type=float, default=90.0, help="seconds a citizen waits for a reply")
     parser.add_argument("--quiet-telegram", type=float, default=1.3, help="no new message this long ends a turn")
     parser.add_argument("--quiet-vk", type=float, default=0.4)
+    parser.add_argument(
+        "--operator-wait", type=float, default=20.0, help="seconds a citizen who did not cancel waits for the person"
+    )
     parser.add_argument("--settle", type=float, default=120.0, help="seconds to wait for queued sends at the end")
     parser.add_argument("--results", default="", help="directory for the JSON (default bench/results/)")
     args = parser.parse_args(argv)
