@@ -10,8 +10,9 @@ from collections.abc import Awaitable, Callable
 
 from bot.config import Settings
 from bot.dialogue import Dialogue, KnowledgeSource
-from bot.retention import Retention
+from bot.retention import HOUR, Retention
 from bot.storage import store_for
+from bot.storage.base import SingleProcessOnly
 
 log = logging.getLogger(__name__)
 
@@ -126,13 +127,19 @@ async def run_platforms(settings: Settings, *, attempts: int = START_ATTEMPTS, b
             run = supervise("vk", vk.run, stop, attempts=attempts, backoff=backoff)
             tasks.append(asyncio.create_task(run, name="vk"))
         # Not a platform: its end does not stop the bot, so it is not among the tasks waited on.
-        retention = asyncio.create_task(Retention(store, settings.retention_days).run(stop), name="retention")
+        # Every worker looks hourly; the one that claims the day's round purges (see Retention.run).
+        retention = asyncio.create_task(
+            Retention(store, settings.retention_days).run(stop, check=HOUR), name="retention"
+        )
         log.info("running: %s", ", ".join(t.get_name() for t in tasks))
         stopping = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
         for task in done:
-            if task in tasks and task.exception():
+            if task in tasks and isinstance(task.exception(), SingleProcessOnly):
+                failed = True  # a known refusal: its message says it all
+                log.error("%s could not run, stopping: %s", task.get_name(), task.exception())
+            elif task in tasks and task.exception():
                 failed = True
                 log.error("%s could not run, stopping", task.get_name(), exc_info=task.exception())
             elif task in tasks and not stop.is_set():

@@ -1,7 +1,8 @@
 """The conversation: one incoming message in, the replies out.
 
-`Dialogue.handle`, in order: drop a duplicate update → take the chat's lock (one message of a chat
-at a time, in order; different chats run concurrently) → load the session → redact personal data →
+`Dialogue.handle`, in order: take the chat's lock (in this process, then across worker processes
+through the store: one message of a chat at a time, in order; different chats run concurrently) →
+drop a duplicate update → load the session → redact personal data →
 button payloads → commands → an open ticket takes the text → a rating → an active flow step → the
 matcher → save the session and the redacted transcript in one step.
 """
@@ -215,7 +216,10 @@ class Dialogue:
         try:
             async with lock:
                 try:
-                    return await self._turn(incoming, queue, started)
+                    # Then the chat's lock across processes (several workers on one PostgreSQL):
+                    # one turn of a chat at a time however many workers receive its messages.
+                    async with self.store.chat_lock(*key):
+                        return await self._turn(incoming, queue, started)
                 except self.store.failures as exc:
                     # The turn is not saved (disk full, database locked …): say so rather than keep
                     # silent. Only the error's kind is logged: no chat, no text.
@@ -229,7 +233,8 @@ class Dialogue:
 
     async def _turn(self, incoming: Incoming, queue: bool, started: float) -> Handled:
         key = (incoming.platform, incoming.chat_id)
-        # Checked under the chat's lock: a duplicate delivered concurrently waits for the first.
+        # Checked under the chat's locks: a duplicate delivered concurrently, to this process or to
+        # another worker, waits for the first and then finds it marked processed.
         seen, stored = await self.store.begin_turn(*key, incoming.update_id)
         if seen:
             self.metrics.duplicate(incoming.platform)

@@ -1,7 +1,7 @@
 """Keeping personal data no longer than needed, forgetting a citizen on request, and auditing a
 database for personal data that is still there.
 
-- `Retention` deletes, once a day, closed tickets' transcripts, chat transcripts, the unanswered
+- `Retention` deletes, once a day (once between all workers sharing a database), closed tickets' transcripts, chat transcripts, the unanswered
   log, delivered outbox items and stale sessions older than GOSBOT_RETENTION_DAYS (default 90).
   Its clock and sleep are injectable, so tests run a year in a millisecond.
 - `forget` erases one citizen (`gosbot forget --platform P --chat ID`).
@@ -26,6 +26,8 @@ from bot.storage.base import Store
 log = logging.getLogger(__name__)
 
 DAY = 86400.0
+HOUR = 3600.0
+JOB = "retention"  # its name in the store's jobs table (one purge per period across workers)
 
 
 class Retention:
@@ -53,15 +55,21 @@ class Retention:
             )
         return counts
 
-    async def run(self, stop: asyncio.Event, every: float = DAY) -> None:
-        """Purge now, then every `every` seconds until `stop` is set; a failed round is logged and retried."""
+    async def run(self, stop: asyncio.Event, every: float = DAY, check: float | None = None) -> None:
+        """Purge now, then every `every` seconds until `stop` is set; a failed round is logged and retried.
+
+        Several workers on one database purge once per period between them: each looks every
+        `check` seconds (default `every`) and purges only when it claims the period (`claim_job`),
+        so when the one that purged last is gone, another takes over within `check`."""
         while not stop.is_set():
             try:
-                await self.purge_once()
+                if await self.store.claim_job(JOB, self.clock(), every):
+                    log.info("retention round (this worker; the next one is due in %.0f s)", every)
+                    await self.purge_once()
             except Exception:
                 log.exception("retention purge failed; retrying at the next round")
             waiter = asyncio.ensure_future(stop.wait())
-            pause = asyncio.ensure_future(self.sleep(every))
+            pause = asyncio.ensure_future(self.sleep(every if check is None else check))
             done, pending = await asyncio.wait({waiter, pause}, return_when=asyncio.FIRST_COMPLETED)
             for task in pending:
                 task.cancel()

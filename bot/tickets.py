@@ -286,11 +286,14 @@ class Desk:
         return ticket
 
     async def announce_overdue(self) -> list[Ticket]:
-        """Put each newly overdue ticket on the desk once; returns them."""
-        due = [t for t in await self.store.list_tickets(overdue_at=self.clock()) if not t.overdue_announced]
-        for ticket in due:
+        """Put each newly overdue ticket on the desk once; returns them. The flag flips in one
+        conditional step, so workers that race here announce each ticket once between them."""
+        due = []
+        for ticket in await self.store.list_tickets(overdue_at=self.clock()):
+            if ticket.overdue_announced or not await self.store.flag_overdue(ticket.number):
+                continue
             ticket.overdue_announced = True
-            await self.store.update_ticket(ticket)
+            due.append(ticket)
             await self._to_desk(
                 ticket, "overdue", f"⏰ Просрочено обращение {ticket_label(ticket.number)} ({ticket.topic})"
             )

@@ -320,7 +320,7 @@ async def test_sqlite_file_of_an_older_schema_is_brought_up_to_date(tmp_path):
     store = SqliteStore(path)
     await store.open()
     try:
-        assert await store.schema_version() == len(MIGRATIONS) == 3
+        assert await store.schema_version() == len(MIGRATIONS) == 4
         assert [g.normalized for g in await store.unanswered(0.0)] == ["погода"]
         await store.set_cursor("vk.longpoll.ts.1", "9")
         assert await store.get_cursor("vk.longpoll.ts.1") == "9"
@@ -345,6 +345,43 @@ async def test_cursors_remember_the_last_value(store):
     await store.set_cursor("other", "x")
     assert await store.get_cursor("vk.longpoll.ts.1") == "42"
     assert await store.get_cursor("other") == "x"
+
+
+# -- several workers: background jobs and chat locks -----------------------------------------------
+
+
+@contract
+async def test_claim_job_once_per_period(store):
+    assert await store.claim_job("retention", now=1000.0, every=60.0)  # never run: due at once
+    assert not await store.claim_job("retention", now=1000.0, every=60.0)  # this period is taken
+    assert not await store.claim_job("retention", now=1059.9, every=60.0)
+    assert await store.claim_job("overdue", now=1001.0, every=60.0)  # another job is its own
+    assert await store.claim_job("retention", now=1060.0, every=60.0)  # the next period
+    assert not await store.claim_job("retention", now=1061.0, every=60.0)
+
+
+@contract
+async def test_claim_job_concurrent_callers_one_winner(store):
+    import asyncio
+
+    for period in range(3):
+        now = 100.0 + period * 10.0
+        wins = await asyncio.gather(*(store.claim_job("overdue", now, 10.0) for _ in range(8)))
+        assert sum(wins) == 1
+
+
+@contract
+async def test_chat_lock_enters_and_leaves(store):
+    import asyncio
+
+    async with store.chat_lock("test", "c1"):
+        async with asyncio.timeout(5):  # another chat is never held up by this one
+            async with store.chat_lock("test", "c2"):
+                pass
+    async with asyncio.timeout(5), store.chat_lock("test", "c1"):  # released: free again
+        pass
+    async with store.sole("long-polling") as alone:
+        assert alone
 
 
 # -- PostgreSQL specifics ---------------------------------------------------------------------------
@@ -447,3 +484,111 @@ async def test_sqlite_turn_crosses_to_the_database_thread_few_times(source, sqli
     seen, session = await sqlite_store.begin_turn("test", "1", "1-1")
     assert seen
     assert session is None
+
+
+async def test_postgres_chat_lock_holds_the_chat_across_workers(postgres_url):
+    """Two workers on one database: while one holds a chat, the other waits for that chat only;
+    a worker that dies mid-turn (its connections gone) frees the chat."""
+    import asyncio
+
+    a, b = PostgresStore(postgres_url, lock_pool_size=2), PostgresStore(postgres_url, lock_pool_size=2)
+    await a.open()
+    await b.open()
+    release = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        order: list[str] = []
+        held = asyncio.Event()
+
+        async def first() -> None:
+            async with a.chat_lock("telegram", "42"):
+                order.append("a in")
+                held.set()
+                await release.wait()
+                order.append("a out")
+
+        async def second() -> None:
+            await held.wait()
+            async with b.chat_lock("telegram", "42"):
+                order.append("b in")
+
+        tasks += [asyncio.create_task(first()), asyncio.create_task(second())]
+        await held.wait()
+        async with asyncio.timeout(5), b.chat_lock("telegram", "43"):  # another chat: not held up
+            pass
+        async with asyncio.timeout(5), b.chat_lock("vk", "42"):  # same id, other platform: another chat
+            pass
+        await asyncio.sleep(0.3)
+        assert order == ["a in"]  # b waits
+        release.set()
+        async with asyncio.timeout(10):
+            await asyncio.gather(*tasks)
+        assert order == ["a in", "a out", "b in"]
+
+        # A worker killed while holding the chat: its connection ends, the lock with it.
+        dead = PostgresStore(postgres_url, lock_pool_size=1)
+        await dead.open()
+        entered = asyncio.Event()
+
+        async def dies_holding() -> None:
+            async with dead.chat_lock("telegram", "42"):
+                entered.set()
+                await asyncio.sleep(3600)
+
+        holder = asyncio.create_task(dies_holding())
+        tasks.append(holder)
+        await entered.wait()
+        waiting = asyncio.create_task(_enter(b, "telegram", "42"))
+        tasks.append(waiting)
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        dead.lock_pool.terminate()  # what the kernel does to a killed worker's sockets
+        async with asyncio.timeout(10):
+            await waiting
+        holder.cancel()
+        await asyncio.gather(holder, return_exceptions=True)
+        await dead.close()
+    finally:
+        release.set()  # a failed assertion must not leave a holder hanging and the pools unclosable
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await a.close()
+        await b.close()
+
+
+async def _enter(store: PostgresStore, platform: str, chat_id: str) -> None:
+    async with store.chat_lock(platform, chat_id):
+        pass
+
+
+async def test_postgres_claim_job_one_winner_among_workers(postgres_url):
+    import asyncio
+
+    stores = [PostgresStore(postgres_url, max_size=2) for _ in range(3)]
+    await asyncio.gather(*(s.open() for s in stores))
+    try:
+        for period in range(5):
+            now = 1000.0 + period * 60.0
+            wins = await asyncio.gather(*(s.claim_job("retention", now, 60.0) for s in stores for _ in range(3)))
+            assert sum(wins) == 1, (period, wins)
+    finally:
+        await asyncio.gather(*(s.close() for s in stores))
+
+
+async def test_postgres_sole_role_is_refused_to_a_second_worker(postgres_url):
+    a, b = PostgresStore(postgres_url), PostgresStore(postgres_url)
+    await a.open()
+    await b.open()
+    try:
+        async with a.sole("telegram long polling") as first:
+            assert first
+            async with b.sole("telegram long polling") as second:
+                assert not second
+            async with b.sole("vk long polling") as other:
+                assert other
+        async with b.sole("telegram long polling") as after:  # the first one stopped: free again
+            assert after
+    finally:
+        await a.close()
+        await b.close()

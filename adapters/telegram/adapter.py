@@ -38,6 +38,7 @@ from adapters.telegram.webhook import WebhookServer, webhook_path
 from bot.config import Settings
 from bot.dialogue import Dialogue
 from bot.records import OutboxItem
+from bot.storage.base import SingleProcessOnly
 from bot.tickets import DESK
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 # Edited messages are not answered; chat_member keeps the operators' membership cache current
 # (Telegram sends it only to an administrator bot, and only when asked for it by name).
 ALLOWED_UPDATES = ["message", "callback_query", "chat_member"]
+OVERDUE_JOB = "telegram.overdue"  # the overdue watcher's name in the store's jobs table
 COMMANDS = (
     ("start", "Начать сначала"),
     ("phone", "Телефоны поддержки Госуслуг"),
@@ -219,6 +221,24 @@ class TelegramAdapter:
         offset as soon as updates are handed out: Telegram forgets every update below the offset,
         so a crash would lose the ones in progress. Here a batch is handled to the end (each turn
         committed, its replies in the outbox) before the offset moves past it."""
+        # One reader of the update stream: long polling is single-process (several workers need
+        # the webhook). A second poller on the same database is refused rather than left to fight
+        # over getUpdates with the first.
+        role = f"telegram long polling {self.settings.telegram_token.split(':', 1)[0]}"  # the bot's id, not the secret
+        async with self.dialogue.store.sole(role) as alone:
+            if not alone:
+                raise SingleProcessOnly(
+                    "another gosbot process is already long-polling this bot on this database; "
+                    "long polling is single-process: stop the other one, or run several workers with "
+                    "the webhook (TELEGRAM_WEBHOOK_URL)"
+                )
+            log.info(
+                "telegram: long polling, single-process: this process alone reads the updates "
+                "(for several workers set TELEGRAM_WEBHOOK_URL)"
+            )
+            await self._poll_updates(bot, dispatcher, stop)
+
+    async def _poll_updates(self, bot: Bot, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
         await bot(DeleteWebhook(drop_pending_updates=False))  # getUpdates is refused while a webhook is set
         offset: int | None = None
         failures = 0
@@ -301,12 +321,15 @@ class TelegramAdapter:
             log.warning("setMyCommands failed: %s", getattr(exc, "message", exc))
 
     async def _watch_overdue(self, stop: asyncio.Event, nudge: Callable[[], None]) -> None:
-        """Put newly overdue tickets on the desk (the core marks each one announced once)."""
+        """Put newly overdue tickets on the desk (the core marks each one announced once). With
+        several workers on one database, the one that claims the round looks (`claim_job`)."""
+        every = self.options.overdue_every
         while not stop.is_set():
             try:
-                if await self.dialogue.desk.announce_overdue():
+                claimed = await self.dialogue.store.claim_job(OVERDUE_JOB, self.dialogue.clock(), every)
+                if claimed and await self.dialogue.desk.announce_overdue():
                     nudge()
             except Exception:
                 log.exception("overdue check failed")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.options.overdue_every)
+                await asyncio.wait_for(stop.wait(), every)

@@ -29,6 +29,7 @@ from bot.config import Settings
 from bot.dialogue import Dialogue
 from bot.messages import Attachment, Button, Incoming, Reply
 from bot.records import OutboxItem
+from bot.storage.base import SingleProcessOnly
 
 log = logging.getLogger(__name__)
 
@@ -122,19 +123,32 @@ class VkAdapter:
             else:
                 group_id = self.settings.vk_group_id or await self._own_group_id()
                 cursor = f"vk.longpoll.ts.{group_id}"
-                self.dialogue.metrics.connected(PLATFORM, True)
-                await longpoll.listen(
-                    self.client,
-                    group_id,
-                    self.accept,
-                    stop,
-                    wait=self.longpoll_wait,
-                    retry_base=self.retry_base,
-                    connected=self.ready,
-                    resume_from=await self.store.get_cursor(cursor),
-                    save=lambda ts: self.store.set_cursor(cursor, ts),
-                    start_attempts=self.start_attempts,
-                )
+                # Long polling is single-process (one reader of the stream and its saved cursor);
+                # several workers need the Callback API. A second poller on the database is refused.
+                async with self.store.sole(f"vk long polling {group_id}") as alone:
+                    if not alone:
+                        raise SingleProcessOnly(
+                            "another gosbot process is already long-polling this VK community on this database; "
+                            "long polling is single-process: stop the other one, or run several workers with "
+                            "the Callback API (VK_CALLBACK_SECRET)"
+                        )
+                    log.info(
+                        "vk: Bots Long Poll, single-process: this process alone reads the events "
+                        "(for several workers use the Callback API)"
+                    )
+                    self.dialogue.metrics.connected(PLATFORM, True)
+                    await longpoll.listen(
+                        self.client,
+                        group_id,
+                        self.accept,
+                        stop,
+                        wait=self.longpoll_wait,
+                        retry_base=self.retry_base,
+                        connected=self.ready,
+                        resume_from=await self.store.get_cursor(cursor),
+                        save=lambda ts: self.store.set_cursor(cursor, ts),
+                        start_attempts=self.start_attempts,
+                    )
         finally:
             self.dialogue.metrics.connected(PLATFORM, False)
             stop.set()

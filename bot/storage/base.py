@@ -3,7 +3,9 @@ many coroutines at once (the dialogue handles different chats concurrently)."""
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from bot.records import OutboxItem, Session, Ticket, TicketMessage, UnansweredGroup
@@ -25,6 +27,11 @@ class StoreUnavailable(Exception):
     """The store cannot be opened for writing (unwritable, locked, not a database); the message says why."""
 
 
+class SingleProcessOnly(Exception):
+    """A role only one process may play (long polling) is already played by another process on
+    this store; the message says what to do."""
+
+
 class Store(ABC):
     # Exceptions that mean "the storage failed" (disk full, locked, I/O error) rather than a bug in
     # the caller: the dialogue answers the citizen "technical problem, write later" on these.
@@ -35,6 +42,28 @@ class Store(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""
+
+    # several processes on one store
+    @contextlib.asynccontextmanager
+    async def chat_lock(self, platform: str, chat_id: str) -> AsyncIterator[None]:
+        """Hold the chat against every other process on this store while the block runs, so one
+        chat's turns run one at a time however many workers receive them. The caller holds its own
+        in-process lock first (one waiter per chat per process). This default holds nothing: a
+        store that only one process can serve (memory, SQLite) needs no more than that lock."""
+        yield
+
+    @contextlib.asynccontextmanager
+    async def sole(self, name: str) -> AsyncIterator[bool]:
+        """Hold `name` while the block runs, across every process on this store; yields False
+        (holding nothing) when another process holds it: a role only one process may play, such as
+        reading a platform's long-polling stream. This default yields True (one process only)."""
+        yield True
+
+    @abstractmethod
+    async def claim_job(self, name: str, now: float, every: float) -> bool:
+        """True for exactly one caller per period, across every process on this store: the job
+        `name` is due (never run, or its last claim was `every` seconds ago or more, by `now`); its
+        next run becomes `now + every`. The others get False and skip this round."""
 
     # conversations
     @abstractmethod
@@ -81,6 +110,17 @@ class Store(ABC):
 
     @abstractmethod
     async def list_tickets(self, status: str | None = None, overdue_at: float | None = None) -> list[Ticket]: ...
+
+    async def flag_overdue(self, number: int) -> bool:
+        """Mark the ticket's overdue as announced; True only for the call that changed it (two
+        workers racing to announce it: one wins). This default reads and writes, enough for a
+        store one process serves; a shared store does it in one conditional update."""
+        ticket = await self.get_ticket(number)
+        if ticket is None or ticket.overdue_announced:
+            return False
+        ticket.overdue_announced = True
+        await self.update_ticket(ticket)
+        return True
 
     @abstractmethod
     async def add_ticket_message(self, message: TicketMessage) -> None: ...

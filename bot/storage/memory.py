@@ -24,6 +24,13 @@ class MemoryStore(Store):
         self.unanswered_log: list[tuple[str, str, str, float]] = []
         self.cursors: dict[str, str] = {}
         self.unanswered_chats: list[tuple[str, str]] = []  # whose each unanswered_log entry is
+        self.jobs: dict[str, float] = {}  # job name -> when it is next due
+
+    async def claim_job(self, name: str, now: float, every: float) -> bool:
+        if self.jobs.get(name, now) > now:
+            return False
+        self.jobs[name] = now + every
+        return True
 
     async def seen_update(self, platform: str, update_id: str) -> bool:
         return (platform, update_id) in self.updates

@@ -70,6 +70,12 @@ MIGRATIONS_TEMPLATE: tuple[str, ...] = (
     CREATE INDEX unanswered_chat ON unanswered (platform, chat_id);
     CREATE INDEX transcript_at ON transcript (at);
     """,
+    # When each background job (the overdue watcher, retention) is next due: among several workers
+    # the one whose claim moves next_at forward runs it (`Store.claim_job`). Not copied by copy-db:
+    # a new database runs each job once at start.
+    """
+    CREATE TABLE jobs (name TEXT PRIMARY KEY, next_at {real} NOT NULL);
+    """,
 )
 
 # Every table, parents before children (the order `gosbot copy-db` fills them in), with the

@@ -13,11 +13,25 @@ their `next_at` forward by a lease (`CLAIM_SECONDS`), so two workers draining th
 get the same row, and a worker that dies mid-send leaves its rows to be retried when the lease
 ends. A row is not handed out while an earlier row of the same chat is still pending and not due
 (being sent elsewhere or waiting for a retry): one chat's messages leave in order.
+
+Several workers (`gosbot run` processes) share one database:
+- `chat_lock` holds a session-level advisory lock on the chat (two int4 keys from a stable hash of
+  platform and chat id) on a connection of a small pool of its own, for the whole turn; the turn's
+  queries use the main pool, so a turn holds at most one connection of each and the pools cannot
+  starve each other. A worker that dies loses its connection, and PostgreSQL frees the lock.
+- `claim_job` moves a job's `next_at` forward in one conditional upsert: among workers claiming the
+  same period exactly one gets the row.
+- `sole` holds a single-key advisory lock on a connection of its own (not pooled) for as long as a
+  role lasts (long polling): a second process asking for it gets False at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import struct
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -39,6 +53,22 @@ from bot.storage.rows import (
 MIGRATIONS = render("postgres")
 MIGRATION_LOCK = 0x60_5B_07  # pg_advisory_xact_lock key: one migrating process at a time
 CLAIM_SECONDS = 60.0  # how long a claimed outbox row is left to its worker before others may retry it
+LOCK_POOL_SIZE = 10  # connections holding chat locks: this many chats' turns at once per worker
+
+
+def lock_keys(*parts: str) -> tuple[int, int]:
+    """Two int4 advisory-lock keys from a stable hash of `parts` (the same in every process, unlike
+    Python's salted hash()). Two-key locks live apart from the single-key ones (migration, `sole`)."""
+    digest = hashlib.blake2b("\x00".join(parts).encode(), digest_size=8, person=b"gosbot-lock").digest()
+    first, second = struct.unpack(">ii", digest)
+    return first, second
+
+
+def sole_key(name: str) -> int:
+    """A single bigint advisory-lock key for a role only one process may play."""
+    digest = hashlib.blake2b(name.encode(), digest_size=8, person=b"gosbot-sole").digest()
+    return int(struct.unpack(">q", digest)[0])
+
 
 _COMMIT_TURN = """
 WITH s AS (
@@ -82,22 +112,28 @@ RETURNING outbox.id, {", ".join(f"outbox.{c}" for c in OUTBOX_COLUMNS.split(", "
 class PostgresStore(Store):
     failures = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10):
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10, lock_pool_size: int = LOCK_POOL_SIZE):
         self.url = url
         self.min_size = min_size
         self.max_size = max_size
+        self.lock_pool_size = lock_pool_size
         self._pool: asyncpg.Pool | None = None
+        self._lock_pool: asyncpg.Pool | None = None
 
     async def open(self) -> None:
         """Connect and migrate; StoreUnavailable (one line, without the URL's password) if not."""
         try:
             self._pool = await asyncpg.create_pool(self.url, min_size=self.min_size, max_size=self.max_size)
+            self._lock_pool = await asyncpg.create_pool(self.url, min_size=0, max_size=self.lock_pool_size)
             await self.migrate()
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             await self.close()
             raise StoreUnavailable(f"cannot use the PostgreSQL database: {exc}") from exc
 
     async def close(self) -> None:
+        if self._lock_pool is not None:
+            await self._lock_pool.close()
+            self._lock_pool = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -118,6 +154,46 @@ class PostgresStore(Store):
                 await con.execute(script)
                 await con.execute("INSERT INTO schema_version (version) VALUES ($1)", number)
             return len(MIGRATIONS) - version
+
+    @property
+    def lock_pool(self) -> asyncpg.Pool:
+        if self._lock_pool is None:
+            raise RuntimeError("PostgresStore is not open: call await store.open() first")
+        return self._lock_pool
+
+    # -- several workers -------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def chat_lock(self, platform: str, chat_id: str) -> AsyncIterator[None]:
+        first, second = lock_keys(platform, chat_id)
+        async with self.lock_pool.acquire() as con:
+            await con.execute("SELECT pg_advisory_lock($1, $2)", first, second)
+            try:
+                yield
+            finally:
+                # Also when this fails: releasing to the pool resets the connection, which runs
+                # pg_advisory_unlock_all().
+                await con.execute("SELECT pg_advisory_unlock($1, $2)", first, second)
+
+    @contextlib.asynccontextmanager
+    async def sole(self, name: str) -> AsyncIterator[bool]:
+        key = sole_key(name)
+        con = await asyncpg.connect(self.url)
+        try:
+            held = bool(await con.fetchval("SELECT pg_try_advisory_lock($1)", key))
+            yield held
+        finally:
+            await con.close()  # ends the session: the lock goes with it
+
+    async def claim_job(self, name: str, now: float, every: float) -> bool:
+        claimed = await self.pool.fetchval(
+            "INSERT INTO jobs (name, next_at) VALUES ($1, $2::float8 + $3::float8) "
+            "ON CONFLICT (name) DO UPDATE SET next_at = excluded.next_at WHERE jobs.next_at <= $2 RETURNING TRUE",
+            name,
+            now,
+            every,
+        )
+        return bool(claimed)
 
     async def schema_version(self) -> int:
         return int(await self.pool.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version"))
@@ -256,6 +332,12 @@ class PostgresStore(Store):
             f"SELECT {TICKET_COLUMNS} FROM tickets WHERE {' AND '.join(where)} ORDER BY number", *args
         )
         return [ticket_from_row(r) for r in rows]
+
+    async def flag_overdue(self, number: int) -> bool:
+        flipped = await self.pool.fetchval(
+            "UPDATE tickets SET overdue_announced=1 WHERE number=$1 AND overdue_announced=0 RETURNING TRUE", number
+        )
+        return bool(flipped)
 
     async def add_ticket_message(self, message: TicketMessage) -> None:
         await self.pool.execute(

@@ -112,6 +112,20 @@ def _write(con: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> int:
     return rowid or 0
 
 
+def _claim_job(con: sqlite3.Connection, name: str, now: float, every: float) -> bool:
+    try:
+        claimed = con.execute(
+            "INSERT INTO jobs (name, next_at) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET next_at=excluded.next_at WHERE jobs.next_at <= ?",
+            (name, now + every, now),
+        ).rowcount
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    return claimed == 1
+
+
 class SqliteStore(Store):
     failures = (sqlite3.Error,)
 
@@ -330,6 +344,11 @@ class SqliteStore(Store):
     async def is_chat_blocked(self, platform: str, chat_id: str) -> bool:
         rows = await self._fetch("SELECT 1 FROM blocked_chats WHERE platform=? AND chat_id=?", (platform, chat_id))
         return bool(rows)
+
+    # -- background jobs -------------------------------------------------------------------------
+
+    async def claim_job(self, name: str, now: float, every: float) -> bool:
+        return await self._run(_claim_job, name, now, every)
 
     # -- cursors ---------------------------------------------------------------------------------
 
