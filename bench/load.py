@@ -793,6 +793,16 @@ async def one_mode(args: argparse.Namespace, tmp: Path, texts: list[str]) -> dic
                 await asyncio.sleep(0.5)
 
         sampler = asyncio.create_task(sample())
+
+        async def progress() -> None:
+            while True:
+                await asyncio.sleep(30)
+                sent = sum(c.sent for c in citizens.values())
+                shown = sum(len(c.inbox) for c in citizens.values())
+                done = sum(1 for c in citizens.values() if c.sent >= args.messages)
+                log(f"{time.monotonic() - t0:.0f} s: {sent} messages sent, {shown} replies shown, {done} citizens done")
+
+        reporter = asyncio.create_task(progress())
         kills: list[float] = []
 
         async def killer() -> None:
@@ -811,6 +821,7 @@ async def one_mode(args: argparse.Namespace, tmp: Path, texts: list[str]) -> dic
         t0 = time.monotonic()
         await asyncio.gather(*(live(run, c) for c in citizens.values()))
         citizens_done = time.monotonic() - t0
+        reporter.cancel()
         log(f"citizens done in {citizens_done:.1f} s; waiting for operator replies and the outbox")
         if kill_task is not None:
             if not kill_task.done():
