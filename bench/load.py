@@ -191,10 +191,10 @@ class Proxy:
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
 
     async def close(self) -> None:
+        if self._runner is not None:  # stop taking requests first, then drop the connections out
+            await self._runner.cleanup()
         if self._http is not None:
             await self._http.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     async def _tg(self, request: web.Request) -> web.Response:
         return await self._forward(request, lambda w: f"http://127.0.0.1:{w.tg_port}/tg/hook")
@@ -216,7 +216,7 @@ class Proxy:
                 async with self._http.post(url(worker), data=body, headers=headers) as answer:
                     self.forwarded += 1
                     return web.Response(status=answer.status, body=await answer.read())
-            except (aiohttp.ClientError, TimeoutError):
+            except (aiohttp.ClientError, TimeoutError, RuntimeError):  # RuntimeError: closing at the end
                 self.retried += 1
         return web.Response(status=502, text="Bad Gateway")
 
@@ -614,7 +614,9 @@ def check(run: Run, stored: Stored, desk: Desk, kills: list[float]) -> dict[str,
             op_refused += 1
         elif not copies:
             op_lost += 1
-            op_examples.append(f"ticket {number} ({key}): operator reply never reached the citizen")
+            op_examples.append(
+                f"ticket {number} ({key}): operator reply had not reached the citizen by the end of the run"
+            )
         elif len(copies) - 1 <= allowed_here:
             op_once += 1
             op_allowed += len(copies) - 1
@@ -950,7 +952,7 @@ def report(result: dict[str, Any]) -> None:
         f"  tickets: {result['tickets']} ({result['tickets_not_told']} not told, {result['extra_topics']} extra topics); "
         f"operator replies: {result['operator_replies']}, {result['operator_replies_exactly_once']} exactly once, "
         f"{result['operator_replies_refused_ticket_closed']} refused (ticket cancelled), "
-        f"{result['operator_replies_lost']} lost, {result['operator_replies_duplicated']} duplicated"
+        f"{result['operator_replies_lost']} not delivered by the end, {result['operator_replies_duplicated']} duplicated"
     )
     for latency, kind, what, platform, seen in result["slowest_turns"][:5]:
         print(f"  slow turn: {latency} s, {platform} {kind} {what!r}; meanwhile: {seen or 'no fault on this chat'}")
