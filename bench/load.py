@@ -533,7 +533,7 @@ def check(run: Run, stored: Stored, desk: Desk, kills: list[float]) -> dict[str,
             not_sent += 1
     delivered: dict[tuple[str, str], Counter[str]] = {key: Counter() for key in by_chat}
     allowed_copies: dict[tuple[str, str], Counter[str]] = {key: Counter() for key in by_chat}
-    strangers = 0
+    strangers = dropped_copies = kill_copies = 0
     for call in tg.calls:
         if call.method != "sendMessage" or not call.delivered or call.params.get("chat_id") == OPS:
             continue
@@ -543,8 +543,12 @@ def check(run: Run, stored: Stored, desk: Desk, kills: list[float]) -> dict[str,
             continue
         text = str(call.params.get("text", "")).strip()
         delivered[key][text] += 1
-        if call.dropped or any(0 <= kill - call.at <= KILL_WINDOW for kill in kills):
+        if call.dropped:
             allowed_copies[key][text] += 1
+            dropped_copies += 1
+        elif any(0 <= kill - call.at <= KILL_WINDOW for kill in kills):
+            allowed_copies[key][text] += 1
+            kill_copies += 1
     for message in vk.sent:
         key = ("vk", str(message.peer_id))
         if key not in delivered:
@@ -646,6 +650,8 @@ def check(run: Run, stored: Stored, desk: Desk, kills: list[float]) -> dict[str,
         "replies_lost": lost,
         "duplicates_allowed": allowed,
         "duplicates_not_allowed": duplicated,
+        "telegram_sends_delivered_then_dropped": dropped_copies,  # each may be resent: an allowed duplicate
+        "telegram_sends_delivered_just_before_a_kill": kill_copies,
         "vk_resends_dropped_by_random_id": vk.resends,
         "replies_to_strangers": strangers,
         "tickets": tickets_total,
