@@ -129,7 +129,13 @@ class Bot:
     """`gosbot run` as a real process; `kill()` is SIGKILL."""
 
     def __init__(self, env: dict[str, str], log: Path):
-        self.env = {**os.environ, **env, "GOSBOT_KNOWLEDGE": str(ROOT / "knowledge"), "GOSBOT_LOG_LEVEL": "WARNING"}
+        self.env = {
+            **os.environ,
+            **env,
+            "GOSBOT_KNOWLEDGE": str(ROOT / "knowledge"),
+            "GOSBOT_LOG_LEVEL": "WARNING",
+            "GOSBOT_HTTP_PORT": "0",  # no health server: 9090 may be taken on a shared machine
+        }
         self.log = log
         self.proc: asyncio.subprocess.Process | None = None
         self.starts = 0
