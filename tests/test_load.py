@@ -74,4 +74,4 @@ async def test_load_suite_short(tmp_path: Path):
     if "postgres" in outcomes:
         assert outcomes["postgres"][2]["killed"] == 1, "the worker was not killed mid-run"
     else:
-        pytest.skip("PostgreSQL mode not run: no server binaries (initdb, pg_ctl); apt-get install postgresql")
+        pytest.skip("SQLite mode held every check; PostgreSQL mode not run: no server binaries (initdb, pg_ctl)")
