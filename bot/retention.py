@@ -1,8 +1,9 @@
 """Keeping personal data no longer than needed, forgetting a citizen on request, and auditing a
 database for personal data that is still there.
 
-- `Retention` deletes, once a day (once between all workers sharing a database), closed tickets' transcripts, chat transcripts, the unanswered
-  log, delivered outbox items and stale sessions older than GOSBOT_RETENTION_DAYS (default 90).
+- `Retention` deletes, once a day (once between all workers sharing a database), closed tickets'
+  transcripts, chat transcripts, the unanswered log, delivered outbox items and stale sessions
+  older than GOSBOT_RETENTION_DAYS (default 90).
   Its clock and sleep are injectable, so tests run a year in a millisecond.
 - `forget` erases one citizen (`gosbot forget --platform P --chat ID`).
 - `audit` reads every text column of every table of a SQLite file with the redaction's own rules

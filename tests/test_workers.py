@@ -6,15 +6,24 @@ tests/test_workers_live.py."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
 
+from adapters.telegram import TelegramAdapter
+from adapters.vk import VkAdapter
+from bot.config import Settings
 from bot.dialogue import Dialogue, KnowledgeSource
 from bot.messages import Incoming
 from bot.records import Ticket
+from bot.storage.base import SingleProcessOnly
 from bot.storage.postgres import PostgresStore
 from bot.tickets import Desk
+from fakes.telegram_api import FAST, FakeBotAPI
+from fakes.vk_api import FAST as VK_FAST
+from fakes.vk_api import GROUP_ID, FakeVk
+from fakes.vk_api import TOKEN as VK_TOKEN
 
 WORKERS = 3
 
@@ -82,3 +91,54 @@ async def test_an_overdue_ticket_is_announced_once_by_racing_workers(workers):
     assert sorted(t.number for batch in announced for t in batch) == [1, 2, 3, 4]
     events = await store.pool.fetch("SELECT ticket FROM outbox WHERE event='overdue' ORDER BY ticket")
     assert [r["ticket"] for r in events] == [1, 2, 3, 4]
+
+
+async def test_a_second_long_polling_worker_on_the_database_is_refused(workers, caplog):
+    """Long polling is single-process: the first poller says so, a second one is refused at start
+    (rather than both fighting over getUpdates); once the first stops, polling may start elsewhere."""
+    caplog.set_level(logging.INFO)
+    api = FakeBotAPI()
+    await api.start()
+    settings = Settings(telegram_token="123456:TEST-token-never-logged", telegram_api_base=api.base_url)
+    first_stop = asyncio.Event()
+    first = asyncio.create_task(TelegramAdapter(settings, workers[0], FAST).run(first_stop))
+    try:
+        await api.wait_for(lambda c: c.method == "deleteWebhook")  # what polling starts with
+        assert any("single-process" in r.getMessage() for r in caplog.records)
+        with pytest.raises(SingleProcessOnly, match="already long-polling"):
+            await asyncio.wait_for(TelegramAdapter(settings, workers[1], FAST).run(asyncio.Event()), 30)
+        assert not first.done()
+        await api.push(api.message(77, "/phone"))
+        await api.wait_sent(77)  # the first poller still serves
+        first_stop.set()
+        await asyncio.wait_for(first, 15)
+        third_stop = asyncio.Event()
+        third = asyncio.create_task(TelegramAdapter(settings, workers[2], FAST).run(third_stop))
+        await api.wait_for(lambda c: c.method == "deleteWebhook", count=2)  # this one polls now
+        third_stop.set()
+        await asyncio.wait_for(third, 15)
+    finally:
+        first_stop.set()
+        await asyncio.gather(first, return_exceptions=True)
+        await api.close()
+
+
+async def test_a_second_vk_long_polling_worker_on_the_database_is_refused(workers, caplog):
+    caplog.set_level(logging.INFO)
+    vk = FakeVk()
+    await vk.start()
+    settings = Settings(vk_group_token=VK_TOKEN, vk_group_id=GROUP_ID, vk_api_base=f"{vk.url}/method")
+    stop = asyncio.Event()
+    first = VkAdapter(settings, workers[0], **VK_FAST)
+    running = asyncio.create_task(first.run(stop))
+    try:
+        await asyncio.wait_for(first.ready.wait(), 15)
+        assert any("single-process" in r.getMessage() for r in caplog.records)
+        with pytest.raises(SingleProcessOnly, match="already long-polling"):
+            await asyncio.wait_for(VkAdapter(settings, workers[1], **VK_FAST).run(asyncio.Event()), 30)
+        assert not running.done()
+    finally:
+        stop.set()
+        await vk.release_pollers()
+        await asyncio.gather(running, return_exceptions=True)
+        await vk.stop()

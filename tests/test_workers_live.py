@@ -12,6 +12,7 @@ What it proves, each with an assertion that fails without the mechanism behind i
   warning, a flag in the session, is given once) and open one ticket between them;
 - 150 outbox items are sent exactly once, each chat's in order, with three workers draining;
 - an overdue ticket is announced on the desk once, and retention runs once, across the workers.
+And, in VK Callback API mode, the first and the third of these.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from bot.records import OutboxItem, Session, Ticket
 from bot.storage import MemoryStore
 from bot.storage.postgres import PostgresStore
 from fakes.telegram_api import OPS, FakeBotAPI
+from fakes.vk_api import CALLBACK_CLIENT, GROUP_ID, FakeVk
+from fakes.vk_api import TOKEN as VK_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:TEST-token-never-logged"
@@ -63,7 +66,8 @@ class Worker:
         self.env = {
             **os.environ,
             **env,
-            "TELEGRAM_WEBHOOK_PORT": str(self.port),
+            "TELEGRAM_WEBHOOK_PORT": str(self.port),  # only one platform is configured: one port
+            "VK_CALLBACK_PORT": str(self.port),
             "GOSBOT_KNOWLEDGE": str(ROOT / "knowledge"),
             "GOSBOT_HTTP_PORT": "0",  # no health server: three would want the same port
             "GOSBOT_LOG_LEVEL": "INFO",
@@ -160,16 +164,19 @@ async def test_three_webhook_workers_on_one_postgres(api: FakeBotAPI, postgres_u
             await until(empty, 60, "the outbox to drain", workers)
             await asyncio.sleep(2.5)  # more than the outbox interval: a second copy would be out by now
 
-        # 1. The same update POSTed to every worker at once: answered once.
-        dup_chats = list(range(8001, 8011))
-        updates = [api.message(chat, "/phone") for chat in dup_chats]
+        # 1. The same update POSTed to every worker at once: answered once. A question the matcher
+        # must read, so each turn takes a while: without the lock, copies overlap and each answers.
+        reference = Dialogue(KnowledgeSource.fixed(*shipped), MemoryStore())
+        question = "не приходит смс с кодом подтверждения"
+        answer = [r.text for r in await reference.handle(Incoming("telegram", "1", "1", question, update_id="q"))]
+        dup_chats = list(range(8001, 8031))
+        updates = [api.message(chat, question) for chat in dup_chats]
         await asyncio.gather(*(post(w, update) for update in updates for w in workers))
-        await until(lambda: all(texts(c) for c in dup_chats), 30, "the /phone answers", workers)
+        await until(lambda: all(texts(c) for c in dup_chats), 30, "the answers", workers)
         await settled(dup_chats)
-        assert {c: texts(c) for c in dup_chats} == {c: [k.text("phone")] for c in dup_chats}
+        assert {c: texts(c) for c in dup_chats} == {c: answer for c in dup_chats}
 
         # 2. A flow walked by button presses, each through the next worker, against one process alone.
-        reference = Dialogue(KnowledgeSource.fixed(*shipped), MemoryStore())
         walk_chat = 8100
         presses = [f"f:{flow_id}" for flow_id in sorted(k.flows)[:1]]
         expected: list[str] = []
@@ -237,3 +244,66 @@ async def test_three_webhook_workers_on_one_postgres(api: FakeBotAPI, postgres_u
         await http.close()
         await asyncio.gather(*(w.stop() for w in workers))
         await store.close()
+
+
+async def test_three_vk_callback_workers_on_one_postgres(postgres_url: str, shipped: tuple, tmp_path):
+    k = shipped[0]
+    vk = FakeVk()
+    await vk.start()
+    store = PostgresStore(postgres_url, max_size=2, lock_pool_size=1)
+    await store.open()
+    env = {
+        "GOSBOT_DATABASE_URL": postgres_url,
+        "VK_GROUP_TOKEN": VK_TOKEN,
+        "VK_GROUP_ID": str(GROUP_ID),
+        "VK_API_BASE": f"{vk.url}/method",
+        "VK_CALLBACK_SECRET": "s3cret",
+        "VK_CONFIRMATION_CODE": "c0nf1rm",
+        "VK_CALLBACK_HOST": "127.0.0.1",
+    }
+    workers = [Worker(n, env, tmp_path / f"vk{n}.log") for n in range(WORKERS)]
+    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+    try:
+        for w in workers:
+            await w.start()
+        await until(lambda: all(listening(w.port) for w in workers), 120, "three callback endpoints", workers)
+
+        async def post(worker: Worker, event: dict[str, Any]) -> None:
+            async with http.post(
+                f"http://127.0.0.1:{worker.port}/vk/callback", json={**event, "secret": "s3cret"}
+            ) as a:
+                assert (a.status, await a.text()) == (200, "ok")
+
+        async def rows(sql: str, *args: object) -> Counter[str]:
+            return Counter(str(r[0]) for r in await store.pool.fetch(sql, *args))
+
+        # The same event POSTed to every worker at once: handled once (one citizen line, one reply).
+        question = "не приходит смс с кодом подтверждения"
+        chats = list(range(9001, 9021))
+        events = [vk.message_new(chat, question, client=CALLBACK_CLIENT) for chat in chats]
+        await asyncio.gather(*(post(w, event) for event in events for w in workers))
+        citizen = await rows("SELECT chat_id FROM transcript WHERE platform='vk' AND role='citizen'")
+        assert citizen == Counter({str(c): 1 for c in chats})
+        replies = await rows("SELECT chat_id FROM outbox WHERE platform='vk'")
+        assert replies == Counter({str(c): 1 for c in chats})  # the reply queued once, however it is sent
+        await until(lambda: all(vk.to(c) for c in chats), 30, "the replies", workers)
+
+        # One chat's messages at once over every worker: the session's data warning given once.
+        busy = 9100
+        burst = [vk.message_new(busy, f"мой телефон +7 912 345-67-{10 + n} не приходит смс") for n in range(9)]
+        await asyncio.gather(*(post(workers[n % WORKERS], e) for n, e in enumerate(burst)))
+        warning = k.text("sensitive_data_warning", what="\x00").split("\x00")[0]
+        said = [
+            r["text"]
+            for r in await store.pool.fetch("SELECT text FROM transcript WHERE chat_id=$1 AND role='bot'", str(busy))
+        ]
+        assert sum(t.startswith(warning) for t in said) == 1, said
+        assert len(said) >= 9
+        for w in workers:
+            assert w.alive(), w.log.read_text()[-3000:]
+            assert "Traceback" not in w.log.read_text(), w.log.read_text()[-3000:]
+    finally:
+        await http.close()
+        await asyncio.gather(*(w.stop() for w in workers))
+        await store.close()
+        await vk.stop()
