@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 from gated import GatedStore
-from postgres_server import Server, create_database, drop_database, server_bin_dir, throwaway_server
 from scenario import Chat
 
 from bot.dialogue import Dialogue, KnowledgeSource
 from bot.knowledge import load_knowledge
 from bot.matching import Matcher
 from bot.storage import MemoryStore, SqliteStore
+from fakes.postgres import Server, create_database, drop_database, server_bin_dir, throwaway_server
 
 ROOT = Path(__file__).resolve().parent.parent
 KNOWLEDGE = ROOT / "knowledge"

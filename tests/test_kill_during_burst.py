@@ -31,13 +31,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "telegram"))
-sys.path.insert(0, str(Path(__file__).resolve().parent / "vk"))
-
-from fake_bot_api import OPERATOR, OPS, FakeBotAPI  # noqa: E402
-from fake_vk import CALLBACK_CLIENT, GROUP_ID, TOKEN, FakeVk  # noqa: E402
-
-from bot.knowledge import Knowledge  # noqa: E402
+from bot.knowledge import Knowledge
+from fakes.telegram_api import OPERATOR, OPS, FakeBotAPI
+from fakes.vk_api import CALLBACK_CLIENT, GROUP_ID, TOKEN, FakeVk
 
 ROOT = Path(__file__).resolve().parent.parent
 CHATS = 40
@@ -152,7 +148,7 @@ class Bot:
             **env,
             "GOSBOT_KNOWLEDGE": str(ROOT / "knowledge"),
             "GOSBOT_LOG_LEVEL": "WARNING",
-            "GOSBOT_HTTP_PORT": "0",
+            "GOSBOT_HTTP_PORT": "0",  # no health server: 9090 may be taken on a shared machine
         }
         self.log = log
         self.proc: asyncio.subprocess.Process | None = None

@@ -9,13 +9,13 @@ import logging
 
 import aiohttp
 import pytest
-from postgres_server import free_port
 from prometheus_client.parser import text_string_to_metric_families
 from scenario import Chat
 
 from adapters.ops_http import start_ops_server
 from bot.dialogue import Dialogue
 from bot.logs import JsonFormatter, configure
+from fakes.postgres import free_port
 
 
 @pytest.fixture

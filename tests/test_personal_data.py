@@ -10,7 +10,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from postgres_server import create_database, drop_database
 from scenario import Chat, copy_knowledge, gosbot
 
 from bot.check import check_dir
@@ -19,6 +18,7 @@ from bot.dialogue import Dialogue
 from bot.retention import DAY, Retention, audit, forget
 from bot.storage import MemoryStore, SqliteStore
 from bot.storage.postgres import PostgresStore
+from fakes.postgres import create_database, drop_database
 
 # A conversation full of personal data (invented), and the values that must never be stored.
 CONVERSATION = [

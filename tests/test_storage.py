@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from postgres_server import create_database, drop_database
 
 from bot.messages import Button, Reply
 from bot.records import OutboxItem, Session, Ticket, TicketMessage
@@ -16,6 +15,7 @@ from bot.storage import MemoryStore, SqliteStore
 from bot.storage.base import NEW_TICKET, Store, TicketWork, Turn
 from bot.storage.postgres import PostgresStore
 from bot.storage.sqlite import MIGRATIONS
+from fakes.postgres import create_database, drop_database
 
 
 @pytest.fixture

@@ -7,29 +7,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "telegram"))
-sys.path.insert(0, str(Path(__file__).resolve().parent / "vk"))
-
-from fake_bot_api import FAST, FakeBotAPI  # noqa: E402
-from fake_vk import FAST as VK_FAST  # noqa: E402
-from fake_vk import GROUP_ID, FakeVk  # noqa: E402
-from fake_vk import TOKEN as VK_TOKEN  # noqa: E402
-
-from adapters.telegram import TelegramAdapter  # noqa: E402
-from adapters.vk import VkAdapter  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.dialogue import Dialogue, KnowledgeSource  # noqa: E402
-from bot.messages import Incoming  # noqa: E402
-from bot.records import Ticket  # noqa: E402
-from bot.storage.base import SingleProcessOnly  # noqa: E402
-from bot.storage.postgres import PostgresStore  # noqa: E402
-from bot.tickets import Desk  # noqa: E402
+from adapters.telegram import TelegramAdapter
+from adapters.vk import VkAdapter
+from bot.config import Settings
+from bot.dialogue import Dialogue, KnowledgeSource
+from bot.messages import Incoming
+from bot.records import Ticket
+from bot.storage.base import SingleProcessOnly
+from bot.storage.postgres import PostgresStore
+from bot.tickets import Desk
+from fakes.telegram_api import FAST, FakeBotAPI
+from fakes.vk_api import FAST as VK_FAST
+from fakes.vk_api import GROUP_ID, FakeVk
+from fakes.vk_api import TOKEN as VK_TOKEN
 
 WORKERS = 3
 

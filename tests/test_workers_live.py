@@ -30,18 +30,14 @@ from typing import Any
 import aiohttp
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "telegram"))
-sys.path.insert(0, str(Path(__file__).resolve().parent / "vk"))
-
-from fake_bot_api import OPS, FakeBotAPI  # noqa: E402
-from fake_vk import CALLBACK_CLIENT, GROUP_ID, FakeVk  # noqa: E402
-from fake_vk import TOKEN as VK_TOKEN  # noqa: E402
-
-from bot.dialogue import Dialogue, KnowledgeSource  # noqa: E402
-from bot.messages import Incoming, Reply  # noqa: E402
-from bot.records import OutboxItem, Session, Ticket  # noqa: E402
-from bot.storage import MemoryStore  # noqa: E402
-from bot.storage.postgres import PostgresStore  # noqa: E402
+from bot.dialogue import Dialogue, KnowledgeSource
+from bot.messages import Incoming, Reply
+from bot.records import OutboxItem, Session, Ticket
+from bot.storage import MemoryStore
+from bot.storage.postgres import PostgresStore
+from fakes.telegram_api import OPS, FakeBotAPI
+from fakes.vk_api import CALLBACK_CLIENT, GROUP_ID, FakeVk
+from fakes.vk_api import TOKEN as VK_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:TEST-token-never-logged"

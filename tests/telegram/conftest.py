@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
-from fake_bot_api import FAST, OPS, FakeBotAPI
 
 from adapters.telegram import TelegramAdapter
 from bot.config import Settings
 from bot.dialogue import Dialogue
+from fakes.telegram_api import FAST, OPS, FakeBotAPI
 
 
 @pytest.fixture

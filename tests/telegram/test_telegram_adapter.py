@@ -10,12 +10,12 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
-from fake_bot_api import OPERATOR, OPS, PHOTO, STICKER, Call, FakeBotAPI
 
 from bot.dialogue import Dialogue
 from bot.messages import Button, Reply
 from bot.records import OutboxItem
 from bot.storage.base import Store
+from fakes.telegram_api import OPERATOR, OPS, PHOTO, STICKER, Call, FakeBotAPI
 
 pytestmark = pytest.mark.usefixtures("running")
 

@@ -13,12 +13,12 @@ from dataclasses import replace
 from typing import Any
 
 import aiohttp
-from fake_bot_api import FAST, FakeBotAPI
 from gated import GatedStore
 
 from adapters.telegram import TelegramAdapter
 from bot.config import Settings
 from bot.dialogue import Dialogue, KnowledgeSource
+from fakes.telegram_api import FAST, FakeBotAPI
 
 
 async def run_adapter(settings: Settings, dialogue: Dialogue) -> tuple[asyncio.Event, asyncio.Task[None]]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from fake_bot_api import OPS, PHOTO, FakeBotAPI
 
 from bot.dialogue import Dialogue
 from bot.tickets import SHOW_DELAY
+from fakes.telegram_api import OPS, PHOTO, FakeBotAPI
 
 pytestmark = pytest.mark.usefixtures("running")
 

@@ -7,7 +7,8 @@ import time
 
 import aiohttp
 import pytest
-from fake_bot_api import FakeBotAPI
+
+from fakes.telegram_api import FakeBotAPI
 
 
 def unreadable(fake: FakeBotAPI, chat_id: int) -> list[dict]:

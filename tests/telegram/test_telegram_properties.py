@@ -12,7 +12,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from fake_bot_api import FAST, OPS, FakeBotAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from live import JSON_VALUES, ODD_TEXT, Background, Errors, as_json
@@ -21,6 +20,7 @@ from adapters.telegram import TelegramAdapter
 from bot.config import Settings
 from bot.dialogue import Dialogue, KnowledgeSource
 from bot.storage import SqliteStore
+from fakes.telegram_api import FAST, OPS, FakeBotAPI
 
 SECRET = "s3cr3t-Token_42"
 EXAMPLES = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))

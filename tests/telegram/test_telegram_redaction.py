@@ -9,9 +9,9 @@ import json
 import time
 
 import pytest
-from fake_bot_api import OPERATOR, OPS, PHOTO, FakeBotAPI
 
 from bot.dialogue import Dialogue
+from fakes.telegram_api import OPERATOR, OPS, PHOTO, FakeBotAPI
 
 pytestmark = pytest.mark.usefixtures("running")
 

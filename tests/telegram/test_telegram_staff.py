@@ -9,9 +9,9 @@ import time
 
 import aiohttp
 import pytest
-from fake_bot_api import OPERATOR, OPS, FakeBotAPI
 
 from bot.dialogue import Dialogue
+from fakes.telegram_api import OPERATOR, OPS, FakeBotAPI
 
 STRANGER = 666
 SECRET_NAME = "Злоумышленник"

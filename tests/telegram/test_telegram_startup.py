@@ -9,13 +9,13 @@ import logging
 import socket
 from pathlib import Path
 
-from fake_bot_api import FAST, FakeBotAPI
 from scenario import passing_knowledge
 
 from adapters.runner import run_platforms, supervise
 from adapters.telegram import TelegramAdapter
 from bot.config import Settings
 from bot.dialogue import Dialogue
+from fakes.telegram_api import FAST, FakeBotAPI
 
 TOKEN = "123456:TEST-token-never-logged"
 

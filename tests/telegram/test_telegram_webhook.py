@@ -7,10 +7,10 @@ from dataclasses import replace
 
 import aiohttp
 import pytest
-from fake_bot_api import FakeBotAPI
 
 from bot.config import Settings
 from bot.dialogue import Dialogue
+from fakes.telegram_api import FakeBotAPI
 
 
 def registered_secret(fake: FakeBotAPI) -> str:

@@ -8,11 +8,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from fake_vk import FAST, GROUP_ID, TOKEN, FakeVk
 
 from adapters.vk import VkAdapter
 from bot.config import Settings
 from bot.dialogue import Dialogue
+from fakes.vk_api import FAST, GROUP_ID, TOKEN, FakeVk
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from fake_vk import GROUP_ID, TEXT_CLIENT, FakeVk, eventually
+
+from fakes.vk_api import GROUP_ID, TEXT_CLIENT, FakeVk, eventually
 
 PEER = 777
 

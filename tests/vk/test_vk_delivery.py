@@ -10,12 +10,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
-from fake_vk import FAST, GROUP_ID, TOKEN, FakeVk, eventually
 from gated import GatedStore
 
 from adapters.vk import VkAdapter
 from bot.config import Settings
 from bot.dialogue import Dialogue, KnowledgeSource
+from fakes.vk_api import FAST, GROUP_ID, TOKEN, FakeVk, eventually
 
 CURSOR = f"vk.longpoll.ts.{GROUP_ID}"
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from fake_vk import FAST, GROUP_ID, TOKEN, FakeVk, eventually
 from scenario import gosbot, passing_knowledge
 
 from adapters.vk import VkAdapter
 from adapters.vk.callback import make_app
 from bot.config import Settings
 from bot.dialogue import Dialogue
+from fakes.vk_api import FAST, GROUP_ID, TOKEN, FakeVk, eventually
 
 PEER = 778
 

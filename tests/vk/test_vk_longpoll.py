@@ -7,11 +7,10 @@ import json
 import logging
 import socket
 
-from fake_vk import FAST, GROUP_ID, PLAIN_CLIENT, TEXT_CLIENT, TOKEN, FakeVk, eventually
-
 from adapters.vk import VkAdapter
 from bot.config import Settings
 from bot.dialogue import Dialogue
+from fakes.vk_api import FAST, GROUP_ID, PLAIN_CLIENT, TEXT_CLIENT, TOKEN, FakeVk, eventually
 
 PEER = 501
 

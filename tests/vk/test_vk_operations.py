@@ -10,9 +10,10 @@ import signal
 import sys
 
 import aiohttp
-from fake_vk import GROUP_ID, TOKEN
-from postgres_server import free_port
 from scenario import ROOT
+
+from fakes.postgres import free_port
+from fakes.vk_api import GROUP_ID, TOKEN
 
 
 async def test_gosbot_run_serves_health_and_metrics(fake_vk, tmp_path):

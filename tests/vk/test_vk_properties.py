@@ -12,7 +12,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from fake_vk import CALLBACK_CLIENT, FAST, GROUP_ID, PLAIN_CLIENT, TEXT_CLIENT, TOKEN, FakeVk, eventually
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from live import JSON_VALUES, ODD_TEXT, Background, Errors, as_json
@@ -21,6 +20,7 @@ from adapters.vk import VkAdapter
 from bot.config import Settings
 from bot.dialogue import Dialogue, KnowledgeSource
 from bot.storage import SqliteStore
+from fakes.vk_api import CALLBACK_CLIENT, FAST, GROUP_ID, PLAIN_CLIENT, TEXT_CLIENT, TOKEN, FakeVk, eventually
 
 SECRET = "s3cret"
 EXAMPLES = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))

@@ -9,13 +9,13 @@ import logging
 import socket
 from pathlib import Path
 
-from fake_vk import FAST, GROUP_ID, TOKEN, FakeVk
 from scenario import passing_knowledge
 
 from adapters.runner import run_platforms
 from adapters.vk import VkAdapter
 from bot.config import Settings
 from bot.dialogue import Dialogue
+from fakes.vk_api import FAST, GROUP_ID, TOKEN, FakeVk
 
 
 def dead_port() -> int:

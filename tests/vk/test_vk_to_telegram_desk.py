@@ -4,19 +4,14 @@ Telegram forum topic, and what an operator writes there reaches the citizen in V
 from __future__ import annotations
 
 import asyncio
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "telegram"))
-
-from fake_bot_api import FAST as FAST_TG  # noqa: E402
-from fake_bot_api import OPERATOR, OPS, FakeBotAPI  # noqa: E402
-from fake_vk import FAST, GROUP_ID, TOKEN, FakeVk, eventually  # noqa: E402
-
-from adapters.telegram import TelegramAdapter  # noqa: E402
-from adapters.vk import VkAdapter  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.dialogue import Dialogue  # noqa: E402
+from adapters.telegram import TelegramAdapter
+from adapters.vk import VkAdapter
+from bot.config import Settings
+from bot.dialogue import Dialogue
+from fakes.telegram_api import FAST as FAST_TG
+from fakes.telegram_api import OPERATOR, OPS, FakeBotAPI
+from fakes.vk_api import FAST, GROUP_ID, TOKEN, FakeVk, eventually
 
 PEER = 4242
 

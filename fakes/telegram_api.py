@@ -5,7 +5,9 @@ an update is kept until a later getUpdates' offset passes it, as Telegram does),
 set a webhook and the test named where it really listens (`webhook_target`), POSTs each update
 there and keeps redelivering it until it is answered 200. It misbehaves on request: a 429 with
 retry_after or a 500 once, a message delivered but its answer lost (`deliver=True`), a chat that
-blocked the bot, a deleted forum topic, who is a member of the operators' chat.
+blocked the bot, a deleted forum topic, who is a member of the operators' chat. With `faults` (a
+seeded FaultMix) it also misbehaves at random: 429s with retry_after, 500s, slow answers, and
+connections dropped before or after the message was delivered (fakes/faults.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import aiohttp
 from aiohttp import web
 
 from adapters.telegram import Limits, TelegramOptions
+from fakes.faults import TELEGRAM_KINDS, FaultMix
 
 OPS = -1001234567890  # the operators' forum supergroup
 OPERATOR = 9001  # a member of it
@@ -39,6 +42,8 @@ class Call:
     status: int
     at: float  # time.monotonic() when answered
     delivered: bool = False  # a message reached the chat (also when its answer was then lost)
+    dropped: bool = False  # the connection was closed instead of answering (status 0)
+    result: Any = None  # what the call returned (or would have, when the answer was dropped)
 
     @property
     def ok(self) -> bool:
@@ -83,6 +88,12 @@ class FakeBotAPI:
         self.webhook_secret: str | None = None  # set by setWebhook; None: no webhook
         self.webhook_posts = 0  # every POST of an update (redeliveries included)
         self._webhook_task: asyncio.Task[None] | None = None
+        self.faults: FaultMix | None = None  # random trouble, for the load suite
+        self.faultable = frozenset(
+            {"sendMessage", "copyMessage", "createForumTopic", "answerCallbackQuery", "getChatMember"}
+        )
+        self.imposed: list[tuple[int | None, float, float]] = []  # (chat, when, seconds) of 429s and slow answers
+        self.listeners: list[Callable[[Call], None]] = []  # told of every call as it is recorded
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -173,17 +184,67 @@ class FakeBotAPI:
         params = _parse(await request.post())
         if method == "getUpdates":
             updates = await self._get_updates(params)
-            self.calls.append(Call(method, params, 200, time.monotonic()))
+            self._record(Call(method, params, 200, time.monotonic()))
             return self._ok(updates)
         if method in self._malformed:
-            self.calls.append(Call(method, params, 200, time.monotonic()))
+            self._record(Call(method, params, 200, time.monotonic()))
             return web.Response(text="<html>502 Bad Gateway</html>", content_type="text/html")
+        kind = self.faults.draw(TELEGRAM_KINDS) if self.faults is not None and method in self.faultable else None
+        if kind is not None:
+            return await self._fault(kind, method, params, request)
         status, body, delivered = self._answer(method, params)
-        self.calls.append(Call(method, params, status, time.monotonic(), delivered))
+        self._record(Call(method, params, status, time.monotonic(), delivered, result=body.get("result")))
         if method == "setWebhook" and status == 200:
             self._start_webhook(params.get("secret_token", ""))
         elif method == "deleteWebhook" and status == 200:
             self.webhook_secret = None
+        async with self._changed:
+            self._changed.notify_all()
+        return web.json_response(body, status=status)
+
+    def _record(self, call: Call) -> None:
+        self.calls.append(call)
+        for listener in self.listeners:
+            listener(call)
+
+    async def _fault(self, kind: str, method: str, params: dict[str, Any], request: web.Request) -> web.Response:
+        assert self.faults is not None
+        chat = params.get("chat_id")
+        if kind == "slow":
+            delay = self.faults.delay()
+            self.imposed.append((chat, time.monotonic(), delay))
+            await asyncio.sleep(delay)
+            status, body, delivered = self._answer(method, params)
+            self._record(Call(method, params, status, time.monotonic(), delivered, result=body.get("result")))
+        elif kind == "429":
+            wait = self.faults.retry_after
+            self.imposed.append((chat, time.monotonic(), float(wait)))
+            status = 429
+            body = {
+                "ok": False,
+                "error_code": 429,
+                "description": f"Too Many Requests: retry after {wait}",
+                "parameters": {"retry_after": wait},
+            }
+            self._record(Call(method, params, status, time.monotonic()))
+        elif kind == "500":
+            status, body = _error(500, "Internal Server Error")
+            self._record(Call(method, params, status, time.monotonic()))
+        else:  # "drop" / "delivered-drop": no answer at all
+            result = None
+            delivered = False
+            if kind == "delivered-drop":
+                status, done = self._work(method, params)
+                result = done.get("result")
+                delivered = status == 200 and method == "sendMessage"
+                if status != 200:
+                    result = None
+            self._record(Call(method, params, 0, time.monotonic(), delivered, dropped=True, result=result))
+            async with self._changed:
+                self._changed.notify_all()
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=500)
         async with self._changed:
             self._changed.notify_all()
         return web.json_response(body, status=status)

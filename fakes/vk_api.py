@@ -5,7 +5,9 @@ It answers the methods the adapter uses the way VK does (form-encoded POST, {"re
 a resend with a random_id it has seen (VK's own guarantee), and records what a citizen would see.
 Failures are scripted per method: an API error code, an HTTP status, or "delivered, but the answer
 was lost". Pushed events go to the long poll server, or, after `post_callbacks(url, secret)`, are
-POSTed to a Callback API endpoint and redelivered until it answers "ok", as VK does.
+POSTed to a Callback API endpoint and redelivered until it answers "ok", as VK does. With `faults`
+(a seeded FaultMix) it also misbehaves at random: errors 6 and 9, HTTP 500s, slow answers, and
+connections dropped before or after the message was delivered (fakes/faults.py).
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ import asyncio
 import contextlib
 import inspect
 import json
+import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+from fakes.faults import VK_KINDS, FaultMix
 
 TOKEN = "vk1.a.fake-group-token"
 GROUP_ID = 1234567
@@ -44,6 +50,7 @@ class Sent:
     text: str
     random_id: int
     keyboard: dict[str, Any] | None = None
+    at: float = 0.0  # time.monotonic() when shown
 
     @property
     def buttons(self) -> list[dict[str, Any]]:
@@ -87,6 +94,14 @@ class FakeVk:
         self._callback_task: asyncio.Task[None] | None = None
         self.sends_open = asyncio.Event()
         self.sends_open.set()
+        self.faults: FaultMix | None = None  # random trouble, for the load suite
+        self.faultable = frozenset({"messages.send", "messages.sendMessageEventAnswer"})
+        self.imposed: list[tuple[int | None, float, float]] = []  # (peer, when, seconds) of slow answers
+        self.delivered_then_dropped: list[tuple[int, int]] = []  # (peer, random_id) sent, answer never came
+        self.resends: int = 0  # messages.send with a (peer, random_id) already delivered: not shown again
+        self.listeners: list[Callable[[Sent], None]] = []  # told of every message shown in a chat
+        self.errors: Counter[str] = Counter()  # faults answered, by kind
+        self.fault_log: list[tuple[int | None, float, str]] = []  # (peer, when, kind) of every fault
         app = web.Application()
         app.router.add_post("/method/{name}", self._method)
         app.router.add_get("/lp", self._long_poll)
@@ -212,6 +227,9 @@ class FakeVk:
             return _error(5, "User authorization failed: invalid access_token")
         if not form.get("v"):
             return _error(8, "Invalid request: v is required")
+        kind = self.faults.draw(VK_KINDS) if self.faults is not None and name in self.faultable else None
+        if kind is not None:
+            return await self._fault(kind, name, form, request)
         failure = self._take_failure(name, form)
         if failure is not None and not failure.deliver:
             return _failure(failure)
@@ -222,6 +240,31 @@ class FakeVk:
         if failure is not None:
             return _failure(failure)
         return answer
+
+    async def _fault(self, kind: str, name: str, form: dict[str, Any], request: web.Request) -> web.Response:
+        assert self.faults is not None
+        peer = int(form["peer_id"]) if str(form.get("peer_id", "")).lstrip("-").isdigit() else None
+        self.errors[kind] += 1
+        self.fault_log.append((peer, time.monotonic(), kind))
+        if kind in ("vk6", "vk9"):
+            code = 6 if kind == "vk6" else 9
+            return _error(code, "Too many requests per second" if code == 6 else "Flood control")
+        if kind == "500":
+            return web.Response(status=500, text="Internal Server Error")
+        if kind == "slow":
+            delay = self.faults.delay()
+            self.imposed.append((peer, time.monotonic(), delay))
+            await asyncio.sleep(delay)
+            handler = getattr(self, "_" + name.replace(".", "_"))
+            return await handler(form)
+        if kind == "delivered-drop":
+            handler = getattr(self, "_" + name.replace(".", "_"))
+            await handler(form)
+            if name == "messages.send" and peer is not None:
+                self.delivered_then_dropped.append((peer, int(form["random_id"])))
+        if request.transport is not None:
+            request.transport.close()
+        return web.Response(status=500)
 
     def _take_failure(self, name: str, form: dict[str, Any]) -> Failure | None:
         queue = self._failures.get(name, [])
@@ -248,8 +291,13 @@ class FakeVk:
             return _error(911, f"Keyboard format is invalid: {problem}")
         key = (peer_id, random_id)
         if key not in self._random_ids:  # VK delivers a random_id once per chat
-            self.sent.append(Sent(peer_id, text, random_id, keyboard))
+            message = Sent(peer_id, text, random_id, keyboard, time.monotonic())
+            self.sent.append(message)
             self._random_ids[key] = len(self.sent)
+            for listener in self.listeners:
+                listener(message)
+        else:
+            self.resends += 1
         return _ok(self._random_ids[key])
 
     async def _messages_sendMessageEventAnswer(self, form: dict[str, Any]) -> web.Response:
