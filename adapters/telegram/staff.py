@@ -3,7 +3,13 @@
 
 Only members of the operators' chat may act: every message and button is checked against
 membership (getChatMember, cached for a few minutes and corrected at once by `chat_member`
-updates); anything from someone else does nothing and is logged without personal data.
+updates); anything from someone else does nothing and is logged without personal data. When
+Telegram cannot say (getChatMember fails three times), nothing is done or marked, and the operator
+is told their message did not go through, so an answer never vanishes silently.
+
+What the bot says back in the operators' chat (a refusal, "note saved", the help) is sent in the
+background: the group takes one message every few seconds, and a staff update must not wait for a
+slot behind the desk's backlog (with long polling, the next batch of every chat's updates would).
 
 A staff update acts once: what it changes (the ticket's status and holder, its message, the
 citizen's copy in the outbox, the desk event) is committed in one transaction together with the
@@ -38,6 +44,17 @@ log = logging.getLogger(__name__)
 MEMBER_STATUSES = frozenset({"creator", "administrator", "member"})
 MEMBERSHIP_TTL = 300.0  # seconds a getChatMember answer is trusted without a chat_member update
 MAX_CACHED = 10_000
+ASK_PAUSES = (0.3, 1.0)  # getChatMember is tried again after these pauses before giving up
+NOT_CHECKED = (
+    "Не удалось проверить, что вы сотрудник (Telegram не ответил). Сообщение не передано "
+    "гражданину и ничего не изменено — отправьте его ещё раз."
+)
+
+
+class MembershipUnknown(Exception):
+    """Telegram did not answer getChatMember: neither a member nor a stranger."""
+
+
 ONLY_TEXT = "Гражданину передаётся только текст. Напишите ответ словами (файлы и фото не пересылаются)."
 HELP = (
     "В теме обращения:\n"
@@ -65,9 +82,15 @@ class Membership:
     """Who is in the operators' chat, asked of Telegram and remembered for `ttl` seconds."""
 
     def __init__(
-        self, sender: Sender, chat_id: int, ttl: float = MEMBERSHIP_TTL, clock: Callable[[], float] = time.monotonic
+        self,
+        sender: Sender,
+        chat_id: int,
+        ttl: float = MEMBERSHIP_TTL,
+        clock: Callable[[], float] = time.monotonic,
+        pauses: tuple[float, ...] = ASK_PAUSES,
     ):
         self.sender = sender
+        self.pauses = pauses
         self.chat_id = chat_id
         self.ttl = ttl
         self.clock = clock
@@ -76,6 +99,7 @@ class Membership:
         self._overtaken: set[int] = set()  # asked about, and a chat_member update arrived meanwhile
 
     async def is_member(self, user_id: int) -> bool:
+        """Member or not; MembershipUnknown when Telegram could not be asked (nothing is cached then)."""
         known = self._known.get(user_id)
         if known is not None and known[1] > self.clock():
             return known[0]
@@ -88,17 +112,22 @@ class Membership:
         return await asyncio.shield(asking)
 
     async def _ask(self, user_id: int) -> bool:
-        try:
-            member = await self.sender.bot(GetChatMember(chat_id=self.chat_id, user_id=user_id))
-            answer: bool | None = counts_as_member(member.status, getattr(member, "is_member", None))
-        except Exception as exc:  # an API error, a network error, an answer aiogram cannot read
-            log.warning("cannot check membership in the operators' chat: %s", type(exc).__name__)
-            answer = None
+        answer: bool | None = None
+        for pause in (*self.pauses, None):
+            try:
+                member = await self.sender.bot(GetChatMember(chat_id=self.chat_id, user_id=user_id))
+                answer = counts_as_member(member.status, getattr(member, "is_member", None))
+                break
+            except Exception as exc:  # an API error, a network error, an answer aiogram cannot read
+                log.warning("cannot check membership in the operators' chat: %s", type(exc).__name__)
+            if pause is None or user_id in self._overtaken:
+                break
+            await asyncio.sleep(pause)
         if user_id in self._overtaken:  # a chat_member update came while we asked: it is newer
             self._overtaken.discard(user_id)
             return self._known[user_id][0]
         if answer is None:
-            return False  # fail closed, and ask again next time
+            raise MembershipUnknown  # not a stranger: the caller acts on nothing and says so
         self.remember(user_id, answer)
         return answer
 
@@ -147,6 +176,7 @@ class Staff:
         self.nudge = nudge
         self.membership = Membership(sender, chat_id)
         self._topics = TopicLocks()
+        self._saying: set[asyncio.Task[None]] = set()  # answers in the operators' chat on their way
 
     async def is_member(self, user_id: int) -> bool:
         return await self.membership.is_member(user_id)
@@ -173,7 +203,12 @@ class Staff:
                 return  # Telegram delivered it again
             ticket = await self.dialogue.store.find_ticket_by_desk_ref(str(thread))
             if ticket is not None and is_from_person(message):
-                if await self.is_staff(message):
+                try:
+                    staff = await self.is_staff(message)
+                except MembershipUnknown:
+                    self._say(thread, NOT_CHECKED)  # not marked: a copy delivered again is handled
+                    return
+                if staff:
                     answer, work = await self._message(ticket, message)
                 else:
                     command = (message.text or "").split(" ", 1)[0] if (message.text or "").startswith("/") else ""
@@ -187,7 +222,7 @@ class Staff:
         if work.outbox:
             self.nudge()
         if answer:
-            await self._say(thread, answer)
+            self._say(thread, answer)
 
     async def _commit(self, work: TicketWork, update_id: int) -> bool:
         """Save what the update changed with its processed mark; False if it was handled already."""
@@ -231,7 +266,12 @@ class Staff:
         if action is None:
             await answer_quietly(query, "Эта кнопка устарела.")
             return
-        if not await self.is_member(query.from_user.id):
+        try:
+            member = await self.is_member(query.from_user.id)
+        except MembershipUnknown:
+            await answer_quietly(query, "Не удалось проверить, что вы сотрудник. Нажмите ещё раз.", alert=True)
+            return
+        if not member:
             log.warning("a non-member pressed %r on the card of ticket %s; ignored", action[0], action[1])
             await answer_quietly(query, "Действовать с обращениями могут только сотрудники.", alert=True)
             return
@@ -261,7 +301,13 @@ class Staff:
     def on_chat_member(self, update: ChatMemberUpdated) -> None:
         self.membership.changed(update)
 
-    async def _say(self, thread: int, text: str) -> None:
+    def _say(self, thread: int, text: str) -> None:
+        """Answer in the topic without waiting for the group's send slot (see the module's note)."""
+        task = asyncio.create_task(self._send(thread, text), name="staff-answer")
+        self._saying.add(task)
+        task.add_done_callback(self._saying.discard)
+
+    async def _send(self, thread: int, text: str) -> None:
         try:
             await self.sender.send_reply(self.chat_id, Reply(text), thread)
         except TelegramAPIError as exc:
