@@ -599,6 +599,7 @@ def check(run: Run, stored: Stored, desk: Desk, kills: list[float]) -> dict[str,
 
     # Operator replies: each reaches its ticket's citizen once, or the bot refused it in the topic.
     ticket_chat = {number: (platform, chat) for number, platform, chat, _d, _s in stored.tickets}
+    ticket_status = {number: status for number, _p, _c, _d, status in stored.tickets}
     op_once = op_lost = op_dup = op_refused = op_allowed = 0
     op_examples: list[str] = []
     for number, thread in desk.answered.items():
@@ -614,7 +615,9 @@ def check(run: Run, stored: Stored, desk: Desk, kills: list[float]) -> dict[str,
             op_examples.append(f"ticket {number}: reached another chat")
         elif len(copies) == 1:
             op_once += 1
-        elif not copies and thread in desk.refused:
+        elif not copies and (thread in desk.refused or ticket_status.get(number) == "cancelled"):
+            # Refused: the citizen had cancelled before the operator wrote. The bot's "Не выполнено"
+            # in the topic may still be queued behind the operators' forum backlog (3 s a message).
             op_refused += 1
         elif not copies:
             op_lost += 1

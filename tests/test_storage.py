@@ -356,8 +356,8 @@ async def _twice_at_once(a: Store, b: Store, number: int, updates: int) -> None:
     assert len([m for m in await a.ticket_messages(number) if m.role == "operator"]) == updates
 
 
-async def test_postgres_a_staff_update_acts_once_across_processes(postgres_url):
-    a, b = PostgresStore(postgres_url), PostgresStore(postgres_url)
+async def _acts_once_across(a: Store, b: Store) -> None:
+    """Two stores on one database (two processes), the same staff updates to both at once."""
     await a.open()
     await b.open()
     try:
@@ -367,19 +367,14 @@ async def test_postgres_a_staff_update_acts_once_across_processes(postgres_url):
     finally:
         await a.close()
         await b.close()
+
+
+async def test_postgres_a_staff_update_acts_once_across_processes(postgres_url):
+    await _acts_once_across(PostgresStore(postgres_url), PostgresStore(postgres_url))
 
 
 async def test_sqlite_a_staff_update_acts_once_across_processes(tmp_path):
-    a, b = SqliteStore(tmp_path / "shared.sqlite3"), SqliteStore(tmp_path / "shared.sqlite3")
-    await a.open()
-    await b.open()
-    try:
-        number = await a.commit_turn(opening_turn())
-        assert number is not None
-        await _twice_at_once(a, b, number, 30)
-    finally:
-        await a.close()
-        await b.close()
+    await _acts_once_across(SqliteStore(tmp_path / "shared.sqlite3"), SqliteStore(tmp_path / "shared.sqlite3"))
 
 
 # -- chats and editors ------------------------------------------------------------------------------
