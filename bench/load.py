@@ -40,7 +40,6 @@ import os
 import random
 import re
 import signal
-import socket
 import sqlite3
 import sys
 import tempfile
@@ -70,6 +69,7 @@ from bench.common import (
 from bot.evaluation import read_rows
 from bot.knowledge import load_knowledge
 from fakes.faults import FaultMix
+from fakes.ports import free_port, listening
 from fakes.telegram_api import OPERATOR, OPS, Call, FakeBotAPI
 from fakes.vk_api import CALLBACK_CLIENT, GROUP_ID, TOKEN, FakeVk, Sent
 
@@ -88,17 +88,6 @@ KILL_WINDOW = 1.0  # a reply delivered this shortly before a SIGKILL may not hav
 OPERATOR_TEXT = "Оператор: по обращению {n} проверьте папку «Спам» и запросите код ещё раз."
 TICKET_NUMBER = re.compile(r"№ (\d+)")
 OPERATOR_NUMBER = re.compile(r"Оператор: по обращению (\d+) ")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def vm_hwm_kb(pid: int) -> int:

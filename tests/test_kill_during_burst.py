@@ -20,7 +20,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import sqlite3
 import sys
 import time
@@ -32,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from bot.knowledge import Knowledge
+from fakes.ports import free_port, listening
 from fakes.telegram_api import OPERATOR, OPS, FakeBotAPI
 from fakes.vk_api import CALLBACK_CLIENT, GROUP_ID, TOKEN, FakeVk
 
@@ -131,12 +131,6 @@ def tickets_per_chat(db: Path, platform: str) -> Counter[str]:
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT chat_id FROM tickets WHERE platform=?", (platform,)).fetchall()
     return Counter(row[0] for row in rows)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Bot:
@@ -477,10 +471,6 @@ async def test_vk_callback_loses_no_reply_when_killed(vk: FakeVk, shipped: tuple
         "VK_CALLBACK_PORT": str(port),
     }
 
-    def listening() -> bool:
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", port)) == 0
-
     vk.post_callbacks(f"http://127.0.0.1:{port}/vk/callback", "s3cret")
-    await _vk_run(vk, shipped, tmp_path, env, ready=listening)
+    await _vk_run(vk, shipped, tmp_path, env, ready=lambda: listening(port))
     assert vk.callback_posts >= CHATS * PER_CHAT

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 import time
 from collections import Counter
@@ -35,6 +34,7 @@ from bot.messages import Incoming, Reply
 from bot.records import OutboxItem, Session, Ticket
 from bot.storage import MemoryStore
 from bot.storage.postgres import PostgresStore
+from fakes.ports import free_port, listening
 from fakes.telegram_api import OPS, FakeBotAPI
 from fakes.vk_api import CALLBACK_CLIENT, GROUP_ID, FakeVk
 from fakes.vk_api import TOKEN as VK_TOKEN
@@ -43,17 +43,6 @@ ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:TEST-token-never-logged"
 SECRET = "s3cr3t-Token_42"
 WORKERS = 3
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 class Worker:
