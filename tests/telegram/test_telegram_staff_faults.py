@@ -12,13 +12,14 @@ import pytest
 from adapters.telegram import TelegramAdapter
 from bot.config import Settings
 from bot.dialogue import Dialogue
+from bot.records import Ticket
 from fakes.telegram_api import FAST, OPERATOR, OPS, FakeBotAPI
 
 CITIZEN = 611
 
 
-@pytest.mark.usefixtures("running")
-async def test_operator_reply_survives_a_failed_membership_check(fake: FakeBotAPI, dialogue: Dialogue):
+async def ticket_on_the_desk(fake: FakeBotAPI, dialogue: Dialogue) -> tuple[Ticket, int]:
+    """The citizen hands off; returns the ticket and its topic once its card is on the desk."""
     fake.members[OPERATOR] = "member"
     await fake.push(fake.message(CITIZEN, "/operator"))
     await fake.wait_sent(CITIZEN)
@@ -27,13 +28,15 @@ async def test_operator_reply_survives_a_failed_membership_check(fake: FakeBotAP
     [card] = await fake.wait_for(
         lambda c: c.method == "sendMessage" and c.params["chat_id"] == OPS and f"№ {ticket.number}" in c.params["text"]
     )
+    return ticket, card.params["message_thread_id"]
+
+
+@pytest.mark.usefixtures("running")
+async def test_operator_reply_survives_a_failed_membership_check(fake: FakeBotAPI, dialogue: Dialogue):
+    _, thread = await ticket_on_the_desk(fake, dialogue)
     fake.fail("getChatMember", 500, "Internal Server Error")  # once: Telegram hiccups
     answer = "Проверьте папку «Спам»"
-    await fake.push(
-        fake.message(
-            OPS, answer, user_id=OPERATOR, name="Ирина", chat_type="supergroup", thread=card.params["message_thread_id"]
-        )
-    )
+    await fake.push(fake.message(OPS, answer, user_id=OPERATOR, name="Ирина", chat_type="supergroup", thread=thread))
     await fake.wait_for(
         lambda c: c.method == "sendMessage" and c.params["chat_id"] == CITIZEN and answer in c.params["text"],
         within=10,
@@ -73,15 +76,7 @@ async def test_a_desk_backlog_does_not_stall_long_polling(fake: FakeBotAPI, sett
 async def test_when_membership_cannot_be_checked_the_operator_is_told_and_a_resend_goes_through(
     fake: FakeBotAPI, dialogue: Dialogue
 ):
-    fake.members[OPERATOR] = "member"
-    await fake.push(fake.message(CITIZEN, "/operator"))
-    await fake.wait_sent(CITIZEN)
-    ticket = await dialogue.store.open_ticket_for("telegram", str(CITIZEN))
-    assert ticket is not None
-    [card] = await fake.wait_for(
-        lambda c: c.method == "sendMessage" and c.params["chat_id"] == OPS and f"№ {ticket.number}" in c.params["text"]
-    )
-    thread = card.params["message_thread_id"]
+    ticket, thread = await ticket_on_the_desk(fake, dialogue)
     fake.fail("getChatMember", 500, "Internal Server Error", times=3)  # every try of this message
     answer = "Проверьте папку «Спам»"
 
