@@ -157,6 +157,7 @@ class TelegramAdapter:
         """Serve until `stop` is set."""
         bot = self._bot()
         metrics = self.dialogue.metrics
+        metrics.connected(PLATFORM, False)  # unhealthy until the Bot API has answered
         sender = Sender(bot, self.options.limits, on_error=lambda code: metrics.platform_error(PLATFORM, code))
         workers: list[OutboxWorker] = []
 

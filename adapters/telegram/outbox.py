@@ -28,7 +28,12 @@ class TryLater(Exception):
 class OutboxWorker:
     """Delivers due items of one platform: the items of one key (a chat, a ticket) one at a time in
     order, different keys concurrently (the sender's rate limiter paces them). After an item fails,
-    the later ones of its key wait for it."""
+    the later ones of its key wait for it.
+
+    Every item a pass of `Store.due` hands over is delivered or handed back: a store shared by several
+    workers (PostgreSQL) leases what it returns to the caller, so an item dropped here would wait out
+    the lease. Items of a key that is being delivered join its queue; when an item fails, the later
+    ones are released to wait behind it in the store."""
 
     def __init__(
         self,
@@ -56,6 +61,12 @@ class OutboxWorker:
         self._stopping = False
         self._held: dict[str, float] = {}  # key -> when its failed item is due again
         self._busy: dict[str, asyncio.Task[None]] = {}  # key -> the task delivering its items now
+        self._queues: dict[str, list[OutboxItem]] = {}  # key -> items handed over, not yet attempted
+        self._known: set[int] = set()  # ids queued or being delivered
+        self._passes = 0
+        # ids settled (sent, given up) -> the pass during which they were: a pass that had already
+        # asked the store may still return them as pending, and they must not go out twice.
+        self._settled: dict[int, int] = {}
 
     def nudge(self) -> None:
         self.wake.set()
@@ -80,45 +91,72 @@ class OutboxWorker:
             # What is being sent finishes (or is cancelled with us: it stays pending, sent again later).
             if self._busy:
                 await asyncio.gather(*self._busy.values(), return_exceptions=True)
+            await self._release([item for items in self._queues.values() for item in items])
 
     async def drain(self) -> None:
-        """Start delivering every due item whose key is not already being delivered or held."""
+        """Take every due item not already known, and start delivering each key that is neither being
+        delivered nor held."""
+        self._passes += 1
+        this_pass = self._passes
         now = self.clock()
         self._held = {k: t for k, t in self._held.items() if t > now}
-        queues: dict[str, list[OutboxItem]] = {}
-        for item in await self.store.due((self.platform,), now, self.batch):
-            key = self.key(item)
-            if key not in self._held and key not in self._busy:
-                queues.setdefault(key, []).append(item)
-        for key, items in queues.items():
-            self._busy[key] = asyncio.create_task(self._deliver_in_order(key, items))
+        due = await self.store.due((self.platform,), now, self.batch)
+        for item in due:
+            if item.id in self._known or item.id in self._settled:
+                continue
+            self._known.add(item.id)
+            self._queues.setdefault(self.key(item), []).append(item)
+        # Settled before this pass asked the store: its answer already saw them settled.
+        self._settled = {i: p for i, p in self._settled.items() if p >= this_pass}
+        for key, items in self._queues.items():
+            if items and key not in self._held and key not in self._busy:
+                items.sort(key=lambda item: item.id)
+                self._busy[key] = asyncio.create_task(self._deliver_in_order(key))
 
-    async def _deliver_in_order(self, key: str, items: list[OutboxItem]) -> None:
+    async def _deliver_in_order(self, key: str) -> None:
+        items = self._queues[key]
         try:
-            for item in items:
-                if self._stopping:
-                    return
-                delay = await self._attempt(item)
-                if delay is not None:
-                    self._held[key] = self.clock() + delay
+            while items and not self._stopping:
+                item = items.pop(0)
+                try:
+                    again = await self._attempt(item)
+                finally:
+                    self._known.discard(item.id)
+                if again is not None:
+                    self._held[key] = again
+                    later, items[:] = list(items), []
+                    self._known.difference_update(i.id for i in later)
+                    await self._release(later)
                     return
         except Exception:
             log.exception("outbox %s: delivering failed", self.platform)
         finally:
             del self._busy[key]
+            if not items:
+                self._queues.pop(key, None)
             self.wake.set()  # the key's later items, if any, are due now
 
+    async def _release(self, items: list[OutboxItem]) -> None:
+        """Hand items back to the store undelivered (a shared store's lease on them ends now)."""
+        if items:
+            try:
+                await self.store.release([item.id for item in items], self.clock())
+            except Exception:
+                log.exception("outbox %s: releasing %d items failed", self.platform, len(items))
+
     async def _attempt(self, item: OutboxItem) -> float | None:
-        """Deliver one item; the retry delay when it must wait, None when it is settled."""
+        """Deliver one item; when it is due again if it must wait, None when it is settled."""
         try:
             await self.deliver(item)
         except GiveUp as exc:
             log.warning("outbox %s #%s given up: %s", self.platform, item.id, exc)
             await self.store.give_up(item.id, str(exc))
+            self._settled[item.id] = self._passes
             return None
         except (TelegramBadRequest, TelegramEntityTooLarge) as exc:
             log.error("outbox %s #%s refused by Telegram: %s", self.platform, item.id, exc.message)
             await self.store.give_up(item.id, exc.message)
+            self._settled[item.id] = self._passes
             return None
         except TelegramRetryAfter as exc:
             delay, error = float(exc.retry_after), f"retry after {exc.retry_after}s"
@@ -129,8 +167,10 @@ class OutboxWorker:
             delay, error = backoff(self.limits, item.attempts), f"{type(exc).__name__}: {exc}"
         else:
             await self.store.mark_sent(item.id)
+            self._settled[item.id] = self._passes
             return None
         log.warning("outbox %s #%s: %s; next try in %.1fs", self.platform, item.id, error, delay)
         self.on_retry(self.platform)
-        await self.store.retry_later(item.id, self.clock() + delay, error[:500])
-        return delay
+        again = self.clock() + delay
+        await self.store.retry_later(item.id, again, error[:500])
+        return again

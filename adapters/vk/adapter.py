@@ -115,10 +115,11 @@ class VkAdapter:
             retry_base=self.retry_base / 2,
             on_error=lambda code: self.dialogue.metrics.platform_error(PLATFORM, code),
         )
+        self.dialogue.metrics.connected(PLATFORM, False)  # unhealthy until events can arrive
         outbox = asyncio.create_task(self._outbox_worker(stop), name="vk-outbox")
+        up = asyncio.create_task(self._connected_when_ready(), name="vk-connected")
         try:
             if self.callback_mode:
-                self.dialogue.metrics.connected(PLATFORM, True)  # VK posts to us; nothing to connect to
                 await self._serve_callback(stop)
             else:
                 group_id = self.settings.vk_group_id or await self._own_group_id()
@@ -136,7 +137,6 @@ class VkAdapter:
                         "vk: Bots Long Poll, single-process: this process alone reads the events "
                         "(for several workers use the Callback API)"
                     )
-                    self.dialogue.metrics.connected(PLATFORM, True)
                     await longpoll.listen(
                         self.client,
                         group_id,
@@ -150,11 +150,18 @@ class VkAdapter:
                         start_attempts=self.start_attempts,
                     )
         finally:
+            up.cancel()
             self.dialogue.metrics.connected(PLATFORM, False)
             stop.set()
             await outbox
             client, self.client = self.client, None
             await asyncio.to_thread(client.close)  # may wait for a long poll request to end
+
+    async def _connected_when_ready(self) -> None:
+        """Connected once events can arrive: the callback port listens, or the long poll server's
+        address and starting point are known (an event sent before that is not ours to read)."""
+        await self.ready.wait()
+        self.dialogue.metrics.connected(PLATFORM, True)
 
     async def _serve_callback(self, stop: asyncio.Event) -> None:
         app = make_app(
@@ -315,19 +322,23 @@ class VkAdapter:
         while not stop.is_set():
             self._outbox_wake.clear()
             sent = 0
+            skipped: list[int] = []  # handed back: a store shared by workers leases what `due` returns
             try:
                 held: set[str] = set()
                 for item in await self.store.due((PLATFORM,), time.time(), 500):
-                    if stop.is_set() or self.client is None:
-                        break
-                    if item.chat_id in held:
-                        continue
-                    if await self._deliver_item(item):
+                    if stop.is_set() or self.client is None or item.chat_id in held:
+                        skipped.append(item.id)
+                    elif await self._deliver_item(item):
                         sent += 1
                     else:  # to be retried: the chat's later replies must not overtake it
                         held.add(item.chat_id)
             except Exception:
                 log.exception("VK outbox round failed")
+            if skipped:
+                try:
+                    await self.store.release(skipped, time.time())
+                except Exception:
+                    log.exception("VK outbox: handing back %d items failed", len(skipped))
             if sent:
                 continue  # more may have come in meanwhile
             waits = {asyncio.create_task(self._outbox_wake.wait()), asyncio.create_task(stop.wait())}

@@ -222,6 +222,11 @@ class Store(ABC):
     async def give_up(self, item_id: int, error: str) -> None: ...
 
     @abstractmethod
+    async def release(self, item_ids: list[int], now: float) -> None:
+        """Hand back items `due` returned that will not be attempted now. A store that leases what
+        `due` returns (several workers) makes them due again; one that does not has nothing to do."""
+
+    @abstractmethod
     async def pending_count(self, platform: str | None = None) -> int: ...
 
     # chats that cannot be written to (blocked the bot, forbid messages)

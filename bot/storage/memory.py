@@ -161,6 +161,9 @@ class MemoryStore(Store):
         item.next_at = next_at
         item.error = error
 
+    async def release(self, item_ids: list[int], now: float) -> None:
+        """`due` leases nothing here (one process): nothing to hand back."""
+
     async def give_up(self, item_id: int, error: str) -> None:
         item = self.outbox[item_id]
         item.status = "dead"

@@ -437,6 +437,14 @@ class PostgresStore(Store):
     async def give_up(self, item_id: int, error: str) -> None:
         await self.pool.execute("UPDATE outbox SET status='dead', error=$1 WHERE id=$2", error, item_id)
 
+    async def release(self, item_ids: list[int], now: float) -> None:
+        # Only a lease still running is cut short: a row retried meanwhile keeps its own next_at.
+        await self.pool.execute(
+            "UPDATE outbox SET next_at=$2 WHERE id = ANY($1::bigint[]) AND status='pending' AND next_at > $2",
+            item_ids,
+            now,
+        )
+
     async def pending_count(self, platform: str | None = None) -> int:
         if platform is None:
             return int(await self.pool.fetchval("SELECT COUNT(*) FROM outbox WHERE status='pending'"))

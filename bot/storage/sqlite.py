@@ -395,6 +395,9 @@ class SqliteStore(Store):
             _write, "UPDATE outbox SET attempts=attempts+1, next_at=?, error=? WHERE id=?", (next_at, error, item_id)
         )
 
+    async def release(self, item_ids: list[int], now: float) -> None:
+        """`due` leases nothing here (one process): nothing to hand back."""
+
     async def give_up(self, item_id: int, error: str) -> None:
         await self._run(_write, "UPDATE outbox SET status='dead', error=? WHERE id=?", (error, item_id))
 

@@ -1,0 +1,174 @@
+"""The outbox worker against real stores: what `Store.due` hands over is delivered once, in order,
+and never left waiting out a PostgreSQL lease (several workers share that outbox)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+
+from adapters.telegram.outbox import OutboxWorker, TryLater
+from adapters.telegram.sender import Limits
+from bot.messages import Reply
+from bot.records import OutboxItem
+from bot.storage.base import Store
+from bot.storage.postgres import PostgresStore
+from bot.storage.sqlite import SqliteStore
+from fakes.postgres import create_database, drop_database
+
+LIMITS = Limits(retry_base=0.2, retry_cap=0.2)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Store]:
+    if request.param == "sqlite":
+        sqlite = SqliteStore(tmp_path / "outbox.db")
+        await sqlite.open()
+        yield sqlite
+        await sqlite.close()
+        return
+    server = request.getfixturevalue("postgres_server")  # sync, session-wide: allowed from here
+    url = await create_database(server)
+    postgres = PostgresStore(url, max_size=4)
+    await postgres.open()
+    yield postgres
+    await postgres.close()
+    await drop_database(server, url)
+
+
+def item(chat: str, text: str) -> OutboxItem:
+    return OutboxItem("telegram", chat, Reply(text), created_at=time.time())
+
+
+async def until(check, within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+@asynccontextmanager
+async def running(worker: OutboxWorker) -> AsyncIterator[None]:
+    task = asyncio.create_task(worker.run())
+    try:
+        yield
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_an_item_handed_over_while_its_chat_is_busy_goes_out_without_waiting(store: Store):
+    """A chat's reply is stored as sent, but the worker has not yet heard back (a slow database), and
+    meanwhile a pass hands over the chat's next reply. It must queue behind: on PostgreSQL a pass
+    leases what it returns for a minute, and the worker used to drop it, so it sat out the lease."""
+    laggy = Laggy(store)
+    sent: list[str] = []
+
+    async def deliver(i: OutboxItem) -> None:
+        sent.append(i.reply.text)
+        if i.reply.text == "1":
+            laggy.mark_sent_lag = 0.5  # the first one's answer comes late
+
+    worker = OutboxWorker(
+        laggy,  # type: ignore[arg-type]
+        "telegram",
+        deliver,
+        lambda i: i.chat_id,
+        clock=time.time,
+        limits=LIMITS,
+        interval=0.05,
+    )
+    async with running(worker):
+        await store.enqueue(item("42", "1"))
+        worker.nudge()
+        await until(lambda: laggy.marked, 5, "the first item stored as sent")
+        laggy.mark_sent_lag = 0.0
+        for n in range(2, 5):
+            await store.enqueue(item("42", str(n)))
+        worker.nudge()
+        await until(lambda: len(sent) == 4, 5, "every item")
+        await asyncio.sleep(0.3)
+    assert sent == ["1", "2", "3", "4"]
+    assert await store.pending_count("telegram") == 0
+
+
+async def test_after_a_failure_the_later_items_wait_behind_it_and_follow_it_soon(store: Store):
+    """The first item fails once: the chat's later items (already handed over) are handed back, go
+    out after it once it succeeds, and nothing waits out a lease."""
+    sent: list[str] = []
+    failed: list[str] = []
+
+    async def deliver(i: OutboxItem) -> None:
+        if i.reply.text == "1" and not failed:
+            failed.append("1")
+            raise TryLater("not now")
+        sent.append(i.reply.text)
+
+    for n in range(1, 5):
+        await store.enqueue(item("42", str(n)))
+    worker = OutboxWorker(
+        store, "telegram", deliver, lambda i: i.chat_id, clock=time.time, limits=LIMITS, interval=0.05
+    )
+    async with running(worker):
+        await until(lambda: len(sent) == 4, 5, "every item")
+        await asyncio.sleep(0.3)
+    assert failed == ["1"]
+    assert sent == ["1", "2", "3", "4"]
+
+
+class Laggy:
+    """A store whose answers come late (a busy database): `due` reads, then its answer takes a while;
+    `mark_sent` is stored, then the caller hears of it a while later."""
+
+    def __init__(self, store: Store):
+        self._store = store
+        self.due_lag = 0.0
+        self.mark_sent_lag = 0.0
+        self.marked: list[int] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    async def due(self, platforms: tuple[str, ...], now: float, limit: int = 50) -> list[OutboxItem]:
+        items = await self._store.due(platforms, now, limit)
+        await asyncio.sleep(self.due_lag)
+        return items
+
+    async def mark_sent(self, item_id: int) -> None:
+        await self._store.mark_sent(item_id)
+        self.marked.append(item_id)
+        await asyncio.sleep(self.mark_sent_lag)
+
+
+async def test_an_answer_read_before_an_item_was_sent_does_not_send_it_again(tmp_path):
+    store = SqliteStore(tmp_path / "outbox.db")
+    await store.open()
+    slow = Laggy(store)
+    sent: list[str] = []
+
+    async def deliver(i: OutboxItem) -> None:
+        await asyncio.sleep(0.1)  # a pass starts and reads meanwhile: the item is still pending
+        sent.append(i.reply.text)
+
+    try:
+        for chat in ("1", "2", "3"):
+            await store.enqueue(item(chat, chat))
+        slow.due_lag = 0.3
+        worker = OutboxWorker(
+            slow,  # type: ignore[arg-type]
+            "telegram",
+            deliver,
+            lambda i: i.chat_id,
+            clock=time.time,
+            limits=LIMITS,
+            interval=0.01,
+        )
+        async with running(worker):
+            await until(lambda: len(sent) >= 3, 5, "every item")
+            await asyncio.sleep(1.0)  # several slow passes, each read before the last sends
+        assert sorted(sent) == ["1", "2", "3"]
+    finally:
+        await store.close()
