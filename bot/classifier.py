@@ -30,6 +30,7 @@ from bot import noise
 SEED = 20261203
 NOISY_COPIES = 1  # noisy variants generated per training text (2 costs twice the training time, no gain in CV)
 REGULARISATION = 30.0  # LogisticRegression C, chosen by cross-validation (python -m bench.tune --c 2,8,30)
+WORD_CACHE = 50_000  # words whose character n-grams a model keeps (a few MB at most)
 OUT_OF_SCOPE = "other_out_of_scope"
 SMALLTALK = "greeting_smalltalk"
 _CACHE_SIZE = 4
@@ -63,6 +64,9 @@ class TopicModel:
             idf[offset:] = vectorizer.idf_
             self._blocks.append((vectorizer.build_analyzer(), vocabulary, idf))
             offset += len(vectorizer.idf_)
+        # The character n-grams of a text are those of its words (char_wb never crosses a space), so
+        # each word's are counted once and kept: word -> {feature: count}, in order of appearance.
+        self._word_grams: dict[str, dict[int, int]] = {}
         self._coef = np.ascontiguousarray(model.coef_.T, dtype=np.float64)  # features × classes
         self._intercept = np.asarray(model.intercept_, dtype=np.float64)
 
@@ -71,12 +75,8 @@ class TopicModel:
 
     def predict(self, lemmas: str) -> list[tuple[str, float]]:
         scores = self._intercept.copy()
-        for analyzer, vocabulary, idf in self._blocks:
-            counts: dict[int, int] = {}
-            for term in analyzer(lemmas):
-                index = vocabulary.get(term)
-                if index is not None:
-                    counts[index] = counts.get(index, 0) + 1
+        for block, (analyzer, vocabulary, idf) in enumerate(self._blocks):
+            counts = self._char_counts(lemmas) if block == 1 else _counts(analyzer(lemmas), vocabulary)
             if not counts:
                 continue
             indexes = np.fromiter(counts, dtype=np.intp, count=len(counts))
@@ -89,6 +89,21 @@ class TopicModel:
         order = np.argsort(-probabilities, kind="stable")
         return [(self.classes[i], float(probabilities[i])) for i in order]
 
+    def _char_counts(self, lemmas: str) -> dict[int, int]:
+        """The character block's counts, word by word: the same features in the same order as
+        the analyzer over the whole text gives."""
+        analyzer, vocabulary, _ = self._blocks[1]
+        counts: dict[int, int] = {}
+        for word in lemmas.split():
+            grams = self._word_grams.get(word)
+            if grams is None:
+                grams = _counts(analyzer(word), vocabulary)
+                if len(self._word_grams) < WORD_CACHE:
+                    self._word_grams[word] = grams
+            for index, n in grams.items():
+                counts[index] = counts.get(index, 0) + n
+        return counts
+
     def predict_many(self, texts: Sequence[str]) -> list[list[tuple[str, float]]]:
         matrix = self.model.predict_proba(self.features(list(texts)))
         result = []
@@ -96,6 +111,16 @@ class TopicModel:
             order = np.argsort(-row, kind="stable")
             result.append([(self.classes[i], float(row[i])) for i in order])
         return result
+
+
+def _counts(terms: Iterable[str], vocabulary: dict[str, int]) -> dict[int, int]:
+    """Known terms' counts, in order of first appearance."""
+    counts: dict[int, int] = {}
+    for term in terms:
+        index = vocabulary.get(term)
+        if index is not None:
+            counts[index] = counts.get(index, 0) + 1
+    return counts
 
 
 def augmented(items: Iterable[Labelled], copies: int = NOISY_COPIES, seed: int = SEED) -> list[Labelled]:

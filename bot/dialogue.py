@@ -169,6 +169,7 @@ class _Turn:
     transcript: list[tuple[str, str]] = field(default_factory=list)
     unanswered: list[tuple[str, str, str]] = field(default_factory=list)
     tickets: TicketWork = field(default_factory=TicketWork)  # saved with the turn
+    open_ticket: Ticket | None = None  # the chat's open ticket when the turn began
 
     def say(self, reply: Reply) -> None:
         self.replies.append(reply)
@@ -236,13 +237,13 @@ class Dialogue:
         key = (incoming.platform, incoming.chat_id)
         # Checked under the chat's locks: a duplicate delivered concurrently, to this process or to
         # another worker, waits for the first and then finds it marked processed.
-        seen, stored = await self.store.begin_turn(*key, incoming.update_id)
-        if seen:
+        start = await self.store.begin_turn(*key, incoming.update_id)
+        if start.seen:
             self.metrics.duplicate(incoming.platform)
             return Handled()
         self.metrics.message_in(incoming.platform)
-        session = stored or Session(*key)
-        turn = _Turn(session, incoming, self.source.knowledge)
+        session = start.session or Session(*key)
+        turn = _Turn(session, incoming, self.source.knowledge, open_ticket=start.ticket)
         await self._route(turn)
         now = self.clock()
         outbox = tuple(OutboxItem(*key, reply, created_at=now) for reply in turn.replies) if queue else ()
@@ -303,7 +304,7 @@ class Dialogue:
             t.say(Reply(k.text("empty"), menu_buttons(k)))
             return
 
-        ticket = await self.store.open_ticket_for(s.platform, s.chat_id)
+        ticket = t.open_ticket
         if ticket is not None:
             self.desk.citizen_wrote(ticket, text, t.tickets, tuple(str(a) for a in inc.attachments), inc.desk_extras)
             if text:

@@ -12,13 +12,14 @@ says it did not understand and offers a person. A wrong confident answer is the 
 
 from __future__ import annotations
 
-import heapq
 import math
 import re
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
+import numpy as np
 from rapidfuzz import fuzz, process
 
 from bot import classifier, fraud, phones
@@ -58,8 +59,7 @@ RANK_LIMIT = 40  # targets the decision looks at; enough for a runner-up of anot
 _EMOJI = re.compile(r"[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\uFE0F\u200D]")
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):  # a tuple: the ranking makes dozens per question
     target_id: str
     kind: str  # "faq" | "flow"
     topic: str
@@ -185,9 +185,20 @@ class Matcher:
         self.doc_topics = [self.targets[doc.target].topic for doc in self.docs]
         for doc in self.docs:
             doc.token_set = frozenset(doc.tokens)
-            doc.weight = sum(self.idf[t] for t in doc.token_set)
+            doc.weight = math.fsum(self.idf[t] for t in doc.token_set)  # exact: the same in every process
         # How many phrasings one question may score (see rank); the whole shipped FAQ fits.
         self.candidate_budget = CANDIDATE_BUDGET
+        # The same in arrays, for scoring many phrasings at once: which phrasing has which word
+        # (phrasings × vocabulary, one column per word), each phrasing's target and weight.
+        self._column = {word: index for index, word in enumerate(self.vocabulary)}
+        self._has = np.zeros((len(self.docs), len(self.vocabulary)), dtype=np.float64, order="F")
+        for index, doc in enumerate(self.docs):
+            self._has[index, [self._column[t] for t in doc.token_set]] = 1.0
+        self._postings = {word: np.asarray(p, dtype=np.intp) for word, p in self.postings.items()}
+        self._topic_ids = {topic: index for index, topic in enumerate(dict.fromkeys(self.doc_topics))}
+        self._doc_topic = np.asarray([self._topic_ids[t] for t in self.doc_topics], dtype=np.intp)
+        self._doc_target = np.asarray([doc.target for doc in self.docs], dtype=np.intp)
+        self._doc_weight = np.asarray([doc.weight for doc in self.docs], dtype=np.float64)
         self._intents_of: dict[str, set[str]] = defaultdict(set)  # a lemma's small-talk intents
         for intent in k.smalltalk:
             for phrasing in intent.phrasings:
@@ -271,40 +282,57 @@ class Matcher:
         # Candidates come from the rarest words first, until a budget of phrasings is reached: a word
         # in most phrasings ("не", "госуслуги") still counts in every score, but walking its postings
         # costs more than it can change at the top of the ranking.
+        allowed = None
+        if topics is not None:  # which phrasings are of these topics
+            wanted = np.zeros(len(self._topic_ids), dtype=bool)
+            wanted[[self._topic_ids[t] for t in topics if t in self._topic_ids]] = True
+            allowed = wanted[self._doc_topic]
         candidates: set[int] = set()
         for word in sorted(hits, key=lambda w: len(self.postings[w])):
-            postings = self.postings[word]
-            if topics is not None:
-                postings = [i for i in postings if self.doc_topics[i] in topics]
+            postings = self._postings[word]
+            if allowed is not None:
+                postings = postings[allowed[postings]]
             if candidates and len(candidates) + len(postings) > self.candidate_budget:
                 break
-            candidates.update(postings)
+            candidates.update(postings.tolist())
         candidates.discard(exclude_doc)  # type: ignore[arg-type]
-        gain = {w: self.idf[w] * max(sim for _, sim in served) for w, served in hits.items()}
-        words = gain.keys()
-        best: dict[int, tuple[float, int]] = {}
-        size = len(query)
-        for doc_index in candidates:
-            entry = self.docs[doc_index]
-            shared = entry.token_set & words
-            recall = sum(gain[t] for t in shared)
-            per_query = [0.0] * size
-            for token in shared:
-                for index, similarity in hits[token]:
-                    if similarity > per_query[index]:
-                        per_query[index] = similarity
-            precision = sum(w * s for w, s in zip(query_idf, per_query, strict=True))
-            r_norm = min(recall / entry.weight, 1.0) if entry.weight else 0.0
-            p_norm = min(precision / query_weight, 1.0)
-            # Recall counts more: long stories explain more than any phrasing says.
-            score = 100.0 * (r_norm**RECALL_WEIGHT) * (p_norm ** (1.0 - RECALL_WEIGHT))
-            if score > best.get(entry.target, (0.0, -1))[0]:
-                best[entry.target] = (score, doc_index)
-        if limit is None:
-            ranked = sorted(best.items(), key=lambda kv: -kv[1][0])
-        else:
-            ranked = heapq.nlargest(limit, best.items(), key=lambda kv: kv[1][0])
-        return [self._candidate(t, s, d) for t, (s, d) in ranked]
+        if not candidates:
+            return []
+        # In the set's own order: of equal scores the first one seen wins, as it always has.
+        docs = np.fromiter(candidates, dtype=np.intp, count=len(candidates))
+        # Each candidate phrasing against each hit word: recall is the IDF weight of the words it
+        # shares, precision the IDF weight of the question words it serves (at their similarity).
+        words = list(hits)
+        columns = np.fromiter((self._column[w] for w in words), dtype=np.intp, count=len(words))
+        has = self._has[np.ix_(docs, columns)]
+        gain = np.asarray([self.idf[w] * max(sim for _, sim in hits[w]) for w in words])
+        serves = np.zeros((len(words), len(query)))
+        for j, w in enumerate(words):
+            for index, similarity in hits[w]:
+                serves[j, index] = max(serves[j, index], similarity)
+        recall = has @ gain
+        precision = (has[:, :, None] * serves[None, :, :]).max(axis=1) @ np.asarray(query_idf)
+        weight = self._doc_weight[docs]
+        r_norm = np.minimum(np.divide(recall, weight, out=np.zeros_like(recall), where=weight > 0), 1.0)
+        p_norm = np.minimum(precision / query_weight, 1.0)
+        # Recall counts more: long stories explain more than any phrasing says.
+        score = 100.0 * (r_norm**RECALL_WEIGHT) * (p_norm ** (1.0 - RECALL_WEIGHT))
+        keep = score > 0.0
+        seen = np.flatnonzero(keep)  # where each phrasing came in the candidates' order
+        docs, score = docs[keep], score[keep]
+        target = self._doc_target[docs]
+        # Each target by its best phrasing (the first seen of equals), then targets best first (the
+        # first seen of equals).
+        order = np.lexsort((seen, -score, target))
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = target[order][1:] != target[order][:-1]
+        best = order[first]
+        came = np.lexsort((seen, target))
+        came = seen[came][first]  # aligned with `best`: both by target, one row per target
+        ranked = best[np.lexsort((came, -score[best]))]
+        if limit is not None:
+            ranked = ranked[:limit]
+        return [self._candidate(int(target[i]), float(score[i]), int(docs[i])) for i in ranked]
 
     def _candidate(self, target: int, score: float, doc: int = -1) -> Candidate:
         t = self.targets[target]

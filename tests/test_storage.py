@@ -94,6 +94,27 @@ async def test_seen_update_after_commit_turn(store):
 
 
 @contract
+async def test_begin_turn_reads_the_mark_the_session_and_the_open_ticket(store):
+    assert await store.begin_turn("vk", "c1", "u-1") == (False, None, None)
+    await store.commit_turn(Turn(session=Session("vk", "c1", last_topic="login"), update_id="u-1", at=1.0))
+    assert await store.begin_turn("vk", "c1", "u-1") == (True, None, None)  # handled already: nothing more
+
+    def ticket(chat: str, status: str) -> Ticket:
+        return Ticket(0, "vk", chat, "other_out_of_scope", "normal", status, created_at=1.0, due_at=61.0)
+
+    await store.create_ticket(ticket("c1", "closed"), [])
+    await store.create_ticket(ticket("c2", "open"), [])
+    start = await store.begin_turn("vk", "c1", "u-2")
+    assert not start.seen
+    assert start.session is not None and start.session.last_topic == "login"
+    assert start.ticket is None  # closed, and another chat's open ticket is not this chat's
+    open_one = await store.create_ticket(ticket("c1", "taken"), [])
+    start = await store.begin_turn("vk", "c1", None)
+    assert start.ticket == await store.open_ticket_for("vk", "c1")
+    assert start.ticket is not None and start.ticket.number == open_one.number
+
+
+@contract
 async def test_mark_update_without_a_turn(store):
     await store.mark_update("telegram", "77", at=1.0)
     await store.mark_update("telegram", "77", at=2.0)  # again: no error
@@ -546,8 +567,8 @@ async def test_postgres_reopening_keeps_data(postgres_url):
     again = PostgresStore(postgres_url)
     await again.open()
     try:
-        assert await again.begin_turn("test", "c1", "u1") == (True, None)
-        seen, session = await again.begin_turn("test", "c1", "u2")
+        assert await again.begin_turn("test", "c1", "u1") == (True, None, None)
+        seen, session, _ = await again.begin_turn("test", "c1", "u2")
         assert not seen
         assert session.flow_id == "fraud"
         assert (await again.get_ticket(number)).chat_id == "c1"
@@ -615,9 +636,9 @@ async def test_sqlite_turn_crosses_to_the_database_thread_few_times(source, sqli
     first = hops
     await chat.press(chat.payloads[0])
     await chat.send("не приходит смс с кодом", update_id="1-1")  # a duplicate: one read, nothing written
-    assert 2 <= first <= 3  # begin_turn, open_ticket_for, commit_turn
+    assert first == 2  # begin_turn (with the open ticket), commit_turn
     assert hops - first <= 4
-    seen, session = await sqlite_store.begin_turn("test", "1", "1-1")
+    seen, session, _ = await sqlite_store.begin_turn("test", "1", "1-1")
     assert seen
     assert session is None
 

@@ -421,8 +421,11 @@ def _labelled(scan: _Scan, kinds: Iterable[str]) -> dict[tuple[int, ...], str]:
     shapes: dict[tuple[int, ...], str] = {}
     wanted = set(kinds)
     work = scan.work
+    numbers = chains(work)
+    if not numbers:
+        return shapes  # nothing a label could name (most messages): the labels need not be looked for
     labels = _nearest_labels(work)
-    for chain in chains(work):
+    for chain in numbers:
         label = _label_for(chain, labels, work)
         if label is None or label[2] not in wanted:
             continue

@@ -7,6 +7,7 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from bot.messages import Reply
 from bot.records import OutboxItem, Session, Ticket, TicketMessage, UnansweredGroup
@@ -27,6 +28,15 @@ def numbered_reply(reply: Reply, number: int) -> Reply:
         return reply
     buttons = tuple(replace(b, payload=_numbered(b.payload, number)) for b in reply.buttons)
     return Reply(_numbered(reply.text, number), buttons)
+
+
+class TurnStart(NamedTuple):
+    """What a turn reads first: was this update handled already; if not, the chat's session and its
+    open ticket (None when there is none)."""
+
+    seen: bool
+    session: Session | None = None
+    ticket: Ticket | None = None
 
 
 @dataclass
@@ -137,12 +147,14 @@ class Store(ABC):
     @abstractmethod
     async def load_session(self, platform: str, chat_id: str) -> Session | None: ...
 
-    async def begin_turn(self, platform: str, chat_id: str, update_id: str | None) -> tuple[bool, Session | None]:
-        """What a turn reads first, in one step: was this update handled already, and the session.
-
-        SQL stores answer it in one round trip; this default is two calls."""
-        seen = bool(update_id) and await self.seen_update(platform, update_id or "")
-        return seen, None if seen else await self.load_session(platform, chat_id)
+    async def begin_turn(self, platform: str, chat_id: str, update_id: str | None) -> TurnStart:
+        """What a turn reads first, in one step (SQL stores answer it in one round trip; this
+        default makes three calls)."""
+        if update_id and await self.seen_update(platform, update_id):
+            return TurnStart(True)
+        return TurnStart(
+            False, await self.load_session(platform, chat_id), await self.open_ticket_for(platform, chat_id)
+        )
 
     @abstractmethod
     async def commit_turn(self, turn: Turn) -> int | None:

@@ -4,9 +4,9 @@ Chosen by `GOSBOT_DATABASE_URL=postgresql://…`. The schema comes from the same
 migrations as SQLite (`bot.storage.migrations`); a process that starts migrates under an advisory
 lock, so several workers starting at once apply each migration once.
 
-A turn costs two round trips: `begin_turn` reads the duplicate mark and the session in one
-statement, `commit_turn` writes everything the turn changed in one statement (data-modifying CTEs
-over arrays), which PostgreSQL runs as one transaction.
+A turn costs two round trips: `begin_turn` reads the duplicate mark, the session and the chat's
+open ticket in one statement, `commit_turn` writes everything the turn changed in one statement
+(data-modifying CTEs over arrays), which PostgreSQL runs as one transaction.
 
 The outbox is claimed, not just read: `due` takes rows with `FOR UPDATE SKIP LOCKED` and pushes
 their `next_at` forward by a lease (`CLAIM_SECONDS`), so two workers draining the same outbox never
@@ -37,7 +37,7 @@ from typing import Any
 import asyncpg
 
 from bot.records import OPEN_STATUSES, OutboxItem, Session, Ticket, TicketMessage, UnansweredGroup
-from bot.storage.base import Store, StoreUnavailable, TicketWork, Turn
+from bot.storage.base import Store, StoreUnavailable, TicketWork, Turn, TurnStart
 from bot.storage.migrations import render
 from bot.storage.rows import (
     OUTBOX_COLUMNS,
@@ -108,6 +108,17 @@ UPDATE outbox SET next_at = $2 + {CLAIM_SECONDS} FROM claimed WHERE outbox.id = 
 RETURNING outbox.id, {", ".join(f"outbox.{c}" for c in OUTBOX_COLUMNS.split(", "))}
 """
 
+
+# The duplicate mark, the session and the open ticket in one round trip.
+_BEGIN_TURN = f"""
+SELECT EXISTS (SELECT 1 FROM processed_updates WHERE platform=$1 AND update_id=$3) AS seen,
+       (SELECT state FROM sessions WHERE platform=$1 AND chat_id=$2) AS state, t.*
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (
+    SELECT {TICKET_COLUMNS} FROM tickets WHERE platform=$1 AND chat_id=$2 AND status = ANY($4::text[])
+    ORDER BY number DESC LIMIT 1
+) AS t ON true
+"""
 
 _TICKET_INSERT_COLUMNS = TICKET_COLUMNS.split(", ")[1:]
 _INSERT_TICKET = (
@@ -266,18 +277,16 @@ class PostgresStore(Store):
         )
         return Session.from_json(state) if state is not None else None
 
-    async def begin_turn(self, platform: str, chat_id: str, update_id: str | None) -> tuple[bool, Session | None]:
-        row = await self.pool.fetchrow(
-            "SELECT EXISTS (SELECT 1 FROM processed_updates WHERE platform=$1 AND update_id=$3) AS seen, "
-            "(SELECT state FROM sessions WHERE platform=$1 AND chat_id=$2) AS state",
-            platform,
-            chat_id,
-            update_id,
-        )
+    async def begin_turn(self, platform: str, chat_id: str, update_id: str | None) -> TurnStart:
+        row = await self.pool.fetchrow(_BEGIN_TURN, platform, chat_id, update_id, list(OPEN_STATUSES))
         assert row is not None
         if row["seen"]:
-            return True, None
-        return False, Session.from_json(row["state"]) if row["state"] is not None else None
+            return TurnStart(True)
+        return TurnStart(
+            False,
+            Session.from_json(row["state"]) if row["state"] is not None else None,
+            ticket_from_row(row) if row["number"] is not None else None,
+        )
 
     async def commit_turn(self, turn: Turn) -> int | None:
         if not turn.tickets:  # the usual turn: one statement, one round trip

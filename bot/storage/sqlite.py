@@ -8,8 +8,8 @@ Every read and write goes through a `Batcher` (bot/storage/sqlite_batch.py): wha
 ask while the connection's thread is busy is taken together in the next trip, one hop across
 threads for all of it, and the turns (`commit_turn`: session, update mark, transcript, unanswered
 log, outbox) of one trip are written in one transaction with one COMMIT (group commit). A caller is
-answered only after its COMMIT returned. `begin_turn` (duplicate mark + session) is one function
-call in a trip.
+answered only after its COMMIT returned. `begin_turn` (duplicate mark, session, open ticket) is one
+function call in a trip.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from bot.records import OPEN_STATUSES, OutboxItem, Session, Ticket, TicketMessage, UnansweredGroup
-from bot.storage.base import Store, StoreUnavailable, TicketWork, Turn
+from bot.storage.base import Store, StoreUnavailable, TicketWork, Turn, TurnStart
 from bot.storage.migrations import render
 from bot.storage.rows import (
     OUTBOX_COLUMNS,
@@ -47,17 +47,24 @@ _INSERT_TICKET = f"INSERT INTO tickets ({TICKET_COLUMNS.split(', ', 1)[1]}) VALU
 _UPDATE_TICKET = f"UPDATE tickets SET {', '.join(f'{c}=?' for c in TICKET_UPDATE_COLUMNS)} WHERE number=?"
 
 
-def _begin_turn(con: sqlite3.Connection, platform: str, chat_id: str, update_id: str | None) -> tuple[bool, str | None]:
+def _begin_turn(
+    con: sqlite3.Connection, platform: str, chat_id: str, update_id: str | None
+) -> tuple[bool, str | None, sqlite3.Row | None]:
     if update_id:
         seen = con.execute(
             "SELECT 1 FROM processed_updates WHERE platform=? AND update_id=?", (platform, update_id)
         ).fetchone()
         if seen:
-            return True, None
+            return True, None, None
     row = con.execute("SELECT state FROM sessions WHERE platform=? AND chat_id=?", (platform, chat_id)).fetchone()
-    return False, row[0] if row else None
+    ticket = con.execute(_OPEN_TICKET, (platform, chat_id, *OPEN_STATUSES)).fetchone()
+    return False, row[0] if row else None, ticket
 
 
+_OPEN_TICKET = (
+    f"SELECT {TICKET_COLUMNS} FROM tickets WHERE platform=? AND chat_id=? AND status IN (?, ?) "
+    "ORDER BY number DESC LIMIT 1"
+)
 _INSERT_MESSAGE = "INSERT INTO ticket_messages (ticket, role, text, author, at) VALUES (?,?,?,?,?)"
 
 
@@ -290,9 +297,13 @@ class SqliteStore(Store):
         rows = await self._fetch("SELECT state FROM sessions WHERE platform=? AND chat_id=?", (platform, chat_id))
         return Session.from_json(rows[0]["state"]) if rows else None
 
-    async def begin_turn(self, platform: str, chat_id: str, update_id: str | None) -> tuple[bool, Session | None]:
-        seen, state = await self._run(_begin_turn, platform, chat_id, update_id)
-        return seen, Session.from_json(state) if state is not None else None
+    async def begin_turn(self, platform: str, chat_id: str, update_id: str | None) -> TurnStart:
+        seen, state, ticket = await self._run(_begin_turn, platform, chat_id, update_id)
+        return TurnStart(
+            seen,
+            Session.from_json(state) if state is not None else None,
+            ticket_from_row(ticket) if ticket is not None else None,
+        )
 
     async def commit_turn(self, turn: Turn) -> int | None:
         self._must_be_open()
@@ -325,10 +336,8 @@ class SqliteStore(Store):
         return await self._one_ticket("number=?", (number,))
 
     async def open_ticket_for(self, platform: str, chat_id: str) -> Ticket | None:
-        return await self._one_ticket(
-            "platform=? AND chat_id=? AND status IN (?, ?) ORDER BY number DESC LIMIT 1",
-            (platform, chat_id, *OPEN_STATUSES),
-        )
+        rows = await self._fetch(_OPEN_TICKET, (platform, chat_id, *OPEN_STATUSES))
+        return ticket_from_row(rows[0]) if rows else None
 
     async def tickets_since(self, platform: str, chat_id: str, since: float) -> list[Ticket]:
         rows = await self._fetch(
