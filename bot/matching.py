@@ -306,12 +306,22 @@ class Matcher:
         columns = np.fromiter((self._column[w] for w in words), dtype=np.intp, count=len(words))
         has = self._has[np.ix_(docs, columns)]
         gain = np.asarray([self.idf[w] * max(sim for _, sim in hits[w]) for w in words])
-        serves = np.zeros((len(words), len(query)))
+        recall = has @ gain
+        # Precision, summed over the question's words in order: each at the best similarity of the
+        # hit words serving it that the phrasing has.
+        serving: list[list[tuple[int, float]]] = [[] for _ in query]
         for j, w in enumerate(words):
             for index, similarity in hits[w]:
-                serves[j, index] = max(serves[j, index], similarity)
-        recall = has @ gain
-        precision = (has[:, :, None] * serves[None, :, :]).max(axis=1) @ np.asarray(query_idf)
+                serving[index].append((j, similarity))
+        precision = np.zeros(len(docs))
+        for index, served in enumerate(serving):
+            if not served:
+                continue
+            j, similarity = served[0]
+            best = has[:, j] * similarity
+            for j, similarity in served[1:]:
+                best = np.maximum(best, has[:, j] * similarity)
+            precision += query_idf[index] * best
         weight = self._doc_weight[docs]
         r_norm = np.minimum(np.divide(recall, weight, out=np.zeros_like(recall), where=weight > 0), 1.0)
         p_norm = np.minimum(precision / query_weight, 1.0)

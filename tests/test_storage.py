@@ -106,12 +106,14 @@ async def test_begin_turn_reads_the_mark_the_session_and_the_open_ticket(store):
     await store.create_ticket(ticket("c2", "open"), [])
     start = await store.begin_turn("vk", "c1", "u-2")
     assert not start.seen
-    assert start.session is not None and start.session.last_topic == "login"
+    assert start.session is not None
+    assert start.session.last_topic == "login"
     assert start.ticket is None  # closed, and another chat's open ticket is not this chat's
     open_one = await store.create_ticket(ticket("c1", "taken"), [])
     start = await store.begin_turn("vk", "c1", None)
     assert start.ticket == await store.open_ticket_for("vk", "c1")
-    assert start.ticket is not None and start.ticket.number == open_one.number
+    assert start.ticket is not None
+    assert start.ticket.number == open_one.number
 
 
 @contract
