@@ -318,10 +318,10 @@ class Matcher:
             if not served:
                 continue
             j, similarity = served[0]
-            best = has[:, j] * similarity
+            fit = has[:, j] * similarity
             for j, similarity in served[1:]:
-                best = np.maximum(best, has[:, j] * similarity)
-            precision += query_idf[index] * best
+                fit = np.maximum(fit, has[:, j] * similarity)
+            precision += query_idf[index] * fit
         weight = self._doc_weight[docs]
         r_norm = np.minimum(np.divide(recall, weight, out=np.zeros_like(recall), where=weight > 0), 1.0)
         p_norm = np.minimum(precision / query_weight, 1.0)

@@ -29,14 +29,15 @@ from aiogram.types.update import UpdateTypeLookupError
 
 from adapters.telegram.citizens import Citizens
 from adapters.telegram.desk import DeskBoard
-from adapters.telegram.outbox import OutboxWorker
-from adapters.telegram.sender import Limits, Sender
+from adapters.telegram.outbox import telegram_delivery
+from adapters.telegram.sender import Limits, Sender, backoff
 from adapters.telegram.staff import Staff
 from adapters.telegram.translate import PLATFORM
 from adapters.telegram.updates import TolerantSession
 from adapters.telegram.webhook import WebhookServer, webhook_path
 from bot.config import Settings
 from bot.dialogue import Dialogue
+from bot.outbox import OutboxWorker
 from bot.records import OutboxItem
 from bot.storage.base import SingleProcessOnly
 from bot.tickets import DESK
@@ -206,13 +207,14 @@ class TelegramAdapter:
         deliver: Callable[[OutboxItem], Awaitable[None]],
         key: Callable[[OutboxItem], str],
     ) -> OutboxWorker:
+        limits = self.options.limits
         return OutboxWorker(
             self.dialogue.store,
             platform,
-            deliver,
+            telegram_delivery(deliver),
             key,
             clock=self.dialogue.clock,
-            limits=self.options.limits,
+            backoff=lambda attempts: backoff(limits, attempts),
             interval=self.options.outbox_interval,
             on_retry=self.dialogue.metrics.retry,
         )

@@ -14,11 +14,11 @@ from aiogram.enums import ContentType
 from aiogram.exceptions import TelegramForbiddenError
 from aiogram.types import CallbackQuery, Message
 
-from adapters.telegram.outbox import GiveUp
 from adapters.telegram.sender import Limits, Sender, answer_quietly
 from adapters.telegram.translate import PLATFORM, from_callback, from_message
 from bot.dialogue import Dialogue
 from bot.messages import Incoming, Reply, valid_text
+from bot.outbox import GiveUp
 from bot.records import OutboxItem
 from bot.safety import redact
 

@@ -15,10 +15,10 @@ from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.methods import CopyMessage, CreateForumTopic, ReopenForumTopic
 
 from adapters.telegram.citizens import CAPTIONED, COPY_EVENT
-from adapters.telegram.outbox import GiveUp, TryLater
 from adapters.telegram.sender import Sender
 from bot.dialogue import Dialogue
 from bot.messages import Button, Reply
+from bot.outbox import GiveUp, TryLater
 from bot.records import OutboxItem, Ticket
 from bot.tickets import ticket_card, ticket_label
 

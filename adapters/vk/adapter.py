@@ -28,6 +28,7 @@ from adapters.vk.keyboard import UNKNOWN_CLIENT, ClientInfo, Pressed, Rendered, 
 from bot.config import Settings
 from bot.dialogue import Dialogue
 from bot.messages import Attachment, Button, Incoming, Reply
+from bot.outbox import GiveUp, OutboxWorker, TryLater
 from bot.records import OutboxItem
 from bot.storage.base import SingleProcessOnly
 
@@ -103,7 +104,18 @@ class VkAdapter:
         self._numbered: Recent[int, tuple[Button, ...]] = Recent()
         self._seen: Recent[str, bool] = Recent()
         self._chats = ChatLocks()
-        self._outbox_wake = asyncio.Event()  # set when a turn put replies in the outbox
+        # Every reply goes out from here, in order per chat, chats concurrently (VK's rate limit
+        # paces them together); a turn nudges it.
+        self.outbox = OutboxWorker(
+            self.store,
+            PLATFORM,
+            self._deliver_item,
+            key=lambda item: item.chat_id,
+            clock=time.time,
+            backoff=lambda attempts: min(MAX_OUTBOX_PAUSE, self.retry_base * 2**attempts),
+            interval=outbox_every,
+            on_retry=dialogue.metrics.retry,
+        )
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -116,7 +128,7 @@ class VkAdapter:
             on_error=lambda code: self.dialogue.metrics.platform_error(PLATFORM, code),
         )
         self.dialogue.metrics.connected(PLATFORM, False)  # unhealthy until events can arrive
-        outbox = asyncio.create_task(self._outbox_worker(stop), name="vk-outbox")
+        outbox = asyncio.create_task(self.outbox.run(), name="vk-outbox")
         up = asyncio.create_task(self._connected_when_ready(), name="vk-connected")
         try:
             if self.callback_mode:
@@ -153,6 +165,7 @@ class VkAdapter:
             up.cancel()
             self.dialogue.metrics.connected(PLATFORM, False)
             stop.set()
+            self.outbox.stop()
             await outbox
             client, self.client = self.client, None
             await asyncio.to_thread(client.close)  # may wait for a long poll request to end
@@ -224,7 +237,7 @@ class VkAdapter:
                 if handled.send_now:  # the store failed: a best-effort "technical problem" answer
                     await self._deliver(event.peer_id, list(handled.send_now), event.update_id)
                 elif handled.queued:
-                    self._outbox_wake.set()
+                    self.outbox.nudge()
             self._seen.put(event.update_id, True)
         except Exception:
             log.exception("VK event %s failed", event.update_id)
@@ -316,62 +329,26 @@ class VkAdapter:
 
     # -- the outbox ------------------------------------------------------------------------------
 
-    async def _outbox_worker(self, stop: asyncio.Event) -> None:
-        """Every reply goes out from here, in order per chat; a turn nudges it. After an item fails
-        the chat's later items wait for its retry (VK's rate limit paces all chats together)."""
-        while not stop.is_set():
-            self._outbox_wake.clear()
-            sent = 0
-            skipped: list[int] = []  # handed back: a store shared by workers leases what `due` returns
-            try:
-                held: set[str] = set()
-                for item in await self.store.due((PLATFORM,), time.time(), 500):
-                    if stop.is_set() or self.client is None or item.chat_id in held:
-                        skipped.append(item.id)
-                    elif await self._deliver_item(item):
-                        sent += 1
-                    else:  # to be retried: the chat's later replies must not overtake it
-                        held.add(item.chat_id)
-            except Exception:
-                log.exception("VK outbox round failed")
-            if skipped:
-                try:
-                    await self.store.release(skipped, time.time())
-                except Exception:
-                    log.exception("VK outbox: handing back %d items failed", len(skipped))
-            if sent:
-                continue  # more may have come in meanwhile
-            waits = {asyncio.create_task(self._outbox_wake.wait()), asyncio.create_task(stop.wait())}
-            await asyncio.wait(waits, timeout=self.outbox_every, return_when=asyncio.FIRST_COMPLETED)
-            for waiting in waits:
-                waiting.cancel()
-
-    async def _deliver_item(self, item: OutboxItem) -> bool:
-        """Send one item; False when it waits for a retry."""
+    async def _deliver_item(self, item: OutboxItem) -> None:
+        """Send one outbox item (the outbox worker marks it sent, retries it or gives it up)."""
+        if self.client is None:
+            raise TryLater("the VK client is closed")
         try:
             peer_id = int(item.chat_id)
         except ValueError:
-            await self.store.give_up(item.id, f"not a VK peer id: {item.chat_id!r}")
-            return True
+            raise GiveUp(f"not a VK peer id: {item.chat_id!r}") from None
         seed = item.event[len(RANDOM_SEED) :] if item.event.startswith(RANDOM_SEED) else f"outbox:{item.id}"
         try:
             await self.send_reply(peer_id, item.reply, seed)
         except VkSendError as exc:
             if exc.blocked:
                 await self.store.set_chat_blocked(PLATFORM, item.chat_id, True)
-                await self.store.give_up(item.id, str(exc))
                 log.info("VK chat %s does not accept messages; outbox item %s dropped (%s)", peer_id, item.id, exc)
-            elif exc.retry:
-                pause = min(MAX_OUTBOX_PAUSE, self.retry_base * 2**item.attempts)
-                self.dialogue.metrics.retry(PLATFORM)
-                await self.store.retry_later(item.id, time.time() + pause, str(exc))
-                return False
-            else:
-                await self.store.give_up(item.id, str(exc))
-                log.error("VK refused outbox item %s: %s", item.id, exc)
-            return True
-        await self.store.mark_sent(item.id)
-        return True
+                raise GiveUp(str(exc)) from exc
+            if exc.retry:
+                raise TryLater(str(exc)) from exc
+            log.error("VK refused outbox item %s: %s", item.id, exc)
+            raise GiveUp(str(exc)) from exc
 
 
 class ChatLocks:

@@ -1,5 +1,5 @@
-"""The outbox worker against real stores: what `Store.due` hands over is delivered once, in order,
-and never left waiting out a PostgreSQL lease (several workers share that outbox)."""
+"""The outbox worker (bot.outbox) against real stores: what `Store.due` hands over is delivered
+once, in order, and never left waiting out a PostgreSQL lease (several workers share that outbox)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,13 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from adapters.telegram.outbox import OutboxWorker, TryLater
-from adapters.telegram.sender import Limits
 from bot.messages import Reply
+from bot.outbox import OutboxWorker, TryLater
 from bot.records import OutboxItem
 from bot.storage.base import Store
 from bot.storage.postgres import PostgresStore
 from bot.storage.sqlite import SqliteStore
 from fakes.postgres import create_database, drop_database
-
-LIMITS = Limits(retry_base=0.2, retry_cap=0.2)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -78,7 +75,7 @@ async def test_an_item_handed_over_while_its_chat_is_busy_goes_out_without_waiti
         deliver,
         lambda i: i.chat_id,
         clock=time.time,
-        limits=LIMITS,
+        backoff=lambda attempts: 0.2,
         interval=0.05,
     )
     async with running(worker):
@@ -110,7 +107,7 @@ async def test_after_a_failure_the_later_items_wait_behind_it_and_follow_it_soon
     for n in range(1, 5):
         await store.enqueue(item("42", str(n)))
     worker = OutboxWorker(
-        store, "telegram", deliver, lambda i: i.chat_id, clock=time.time, limits=LIMITS, interval=0.05
+        store, "telegram", deliver, lambda i: i.chat_id, clock=time.time, backoff=lambda attempts: 0.2, interval=0.05
     )
     async with running(worker):
         await until(lambda: len(sent) == 4, 5, "every item")
@@ -163,7 +160,7 @@ async def test_an_answer_read_before_an_item_was_sent_does_not_send_it_again(tmp
             deliver,
             lambda i: i.chat_id,
             clock=time.time,
-            limits=LIMITS,
+            backoff=lambda attempts: 0.2,
             interval=0.01,
         )
         async with running(worker):
