@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import heapq
+import itertools
 import logging
 import re
 import time
@@ -74,20 +76,35 @@ class RedirectAdapter(HTTPAdapter):
 
 
 class RateLimiter:
-    """At most `rate` starts a second, in arrival order."""
+    """At most `rate` starts a second; the earliest `since` first (a call's first attempt), so a
+    retry keeps its place instead of queueing behind every call that came after it."""
 
     def __init__(self, rate: float):
         self.interval = 1.0 / rate if rate > 0 else 0.0
         self._next = 0.0
-        self._lock = asyncio.Lock()
+        self._waiting: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()  # equal `since`: arrival order
+        self._dispatcher: asyncio.Task[None] | None = None
 
-    async def wait(self) -> None:
-        async with self._lock:
-            now = time.monotonic()
-            delay = self._next - now
+    async def wait(self, since: float | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        turn: asyncio.Future[None] = loop.create_future()
+        heapq.heappush(self._waiting, (time.monotonic() if since is None else since, next(self._order), turn))
+        if self._dispatcher is None or self._dispatcher.done():
+            self._dispatcher = loop.create_task(self._dispatch())
+        await turn  # a cancelled waiter's turn is skipped
+
+    async def _dispatch(self) -> None:
+        while self._waiting:
+            delay = self._next - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            self._next = max(now, self._next) + self.interval
+            while self._waiting:
+                _, _, turn = heapq.heappop(self._waiting)
+                if not turn.done():
+                    turn.set_result(None)
+                    self._next = max(time.monotonic(), self._next) + self.interval
+                    break
 
 
 class VkApiClient:
@@ -123,9 +140,10 @@ class VkApiClient:
     async def call(self, method: str, values: Mapping[str, Any] | None = None, *, attempts: int | None = None) -> Any:
         """One API method; retries rate limits, network errors and 5xx, then raises VkSendError."""
         tries = attempts or self.attempts
+        since = time.monotonic()  # every attempt keeps the place of the first
         for attempt in range(1, tries + 1):
             try:
-                return await self._call_once(method, dict(values or {}))
+                return await self._call_once(method, dict(values or {}), since)
             except VkSendError as exc:
                 self.on_error(exc.code if exc.code is not None else "network")
                 if not exc.retry or attempt == tries:
@@ -135,8 +153,8 @@ class VkApiClient:
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
-    async def _call_once(self, method: str, values: dict[str, Any]) -> Any:
-        await self.limiter.wait()
+    async def _call_once(self, method: str, values: dict[str, Any], since: float) -> Any:
+        await self.limiter.wait(since)
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._pool, functools.partial(self.vk.method, method, values))
