@@ -4,7 +4,11 @@ ticket), different keys concurrently, retry with backoff, never drop on a transi
 A platform's `deliver(item)` sends one item and says how it went by what it raises: nothing (sent),
 `GiveUp` (can never be delivered: the chat blocked the bot, the platform refused the message), or
 `TryLater` (a transient failure; with the platform's own delay when it named one). Anything else is
-logged and retried with the backoff."""
+logged and retried with the backoff.
+
+On a store shared by several workers (PostgreSQL) `due` leases what it returns (`Store.lease`): an
+item waiting here for half its lease is renewed before it is sent, and one whose lease ran out and
+that another worker took is left to that worker."""
 
 from __future__ import annotations
 
@@ -151,7 +155,17 @@ class OutboxWorker:
                 log.exception("outbox %s: releasing %d items failed", self.platform, len(items))
 
     async def _attempt(self, item: OutboxItem) -> float | None:
-        """Deliver one item; when it is due again if it must wait, None when it is settled."""
+        """Deliver one item; when it is due again if it must wait, None when it is settled (or
+        no longer ours)."""
+        lease = self.store.lease
+        if lease is not None and item.next_at - self.clock() < lease / 2:
+            # Queued here for a while: renew the lease first. If it ran out and another worker
+            # took the item, sending it here too would deliver it twice.
+            until = self.clock() + lease
+            if not await self.store.renew(item.id, item.next_at, until):
+                log.info("outbox %s #%s: its lease ran out and another worker has it", self.platform, item.id)
+                return None
+            item.next_at = until
         try:
             await self.deliver(item)
         except GiveUp as exc:

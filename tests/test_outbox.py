@@ -169,3 +169,42 @@ async def test_an_answer_read_before_an_item_was_sent_does_not_send_it_again(tmp
         assert sorted(sent) == ["1", "2", "3"]
     finally:
         await store.close()
+
+
+async def test_an_item_whose_lease_ran_out_while_queued_here_is_left_to_the_worker_that_took_it(postgres_url):
+    """Worker A holds a chat's two replies; the first takes so long to send that the second's
+    lease runs out and worker B takes both (as it must: A might have died). A has already sent the
+    first; it must not send the second too."""
+    a, b = PostgresStore(postgres_url, max_size=2), PostgresStore(postgres_url, max_size=2)
+    await a.open()
+    await b.open()
+    now = [1_000.0]
+    clock = lambda: now[0]  # noqa: E731
+    sent: list[str] = []
+    first_started, first_may_finish = asyncio.Event(), asyncio.Event()
+
+    async def deliver(i: OutboxItem) -> None:
+        if i.reply.text == "1":
+            first_started.set()
+            await first_may_finish.wait()
+        sent.append(i.reply.text)
+
+    try:
+        for text in ("1", "2"):
+            await a.enqueue(item("42", text))
+        worker = OutboxWorker(
+            a, "telegram", deliver, lambda i: i.chat_id, clock=clock, backoff=lambda n: 0.2, interval=0.05
+        )
+        async with running(worker):
+            await asyncio.wait_for(first_started.wait(), 5)
+            now[0] += a.lease + 1  # A's lease on both ran out
+            taken = await b.due(("telegram",), now[0], 10)
+            assert [i.reply.text for i in taken] == ["1", "2"]  # B takes them over
+            first_may_finish.set()
+            await until(lambda: sent == ["1"], 5, "A to finish the first")
+            await asyncio.sleep(0.5)  # A would have sent the second by now
+        assert sent == ["1"]  # the second is B's to send
+        assert await a.pending_count("telegram") == 1  # "2", B's
+    finally:
+        await a.close()
+        await b.close()

@@ -233,6 +233,15 @@ class Store(ABC):
     @abstractmethod
     async def give_up(self, item_id: int, error: str) -> None: ...
 
+    # How long a row `due` returned stays the caller's (a store shared by workers); None: no lease.
+    lease: float | None = None
+
+    @abstractmethod
+    async def renew(self, item_id: int, leased_until: float, until: float) -> bool:
+        """Keep an item `due` returned for `until`, if it is still ours: pending, and its lease still
+        the one `due` gave (`leased_until`, the item's `next_at`). False when the lease ran out and
+        another worker took the item (or sent it): then it must not be sent here."""
+
     @abstractmethod
     async def release(self, item_ids: list[int], now: float) -> None:
         """Hand back items `due` returned that will not be attempted now. A store that leases what

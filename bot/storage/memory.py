@@ -161,6 +161,10 @@ class MemoryStore(Store):
         item.next_at = next_at
         item.error = error
 
+    async def renew(self, item_id: int, leased_until: float, until: float) -> bool:
+        """No lease here (one process): an item `due` returned stays this process's."""
+        return True
+
     async def release(self, item_ids: list[int], now: float) -> None:
         """`due` leases nothing here (one process): nothing to hand back."""
 

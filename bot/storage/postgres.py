@@ -446,6 +446,17 @@ class PostgresStore(Store):
     async def give_up(self, item_id: int, error: str) -> None:
         await self.pool.execute("UPDATE outbox SET status='dead', error=$1 WHERE id=$2", error, item_id)
 
+    lease = CLAIM_SECONDS
+
+    async def renew(self, item_id: int, leased_until: float, until: float) -> bool:
+        renewed = await self.pool.fetchval(
+            "UPDATE outbox SET next_at=$3 WHERE id=$1 AND status='pending' AND next_at=$2 RETURNING id",
+            item_id,
+            leased_until,
+            until,
+        )
+        return renewed is not None
+
     async def release(self, item_ids: list[int], now: float) -> None:
         # Only a lease still running is cut short: a row retried meanwhile keeps its own next_at.
         await self.pool.execute(

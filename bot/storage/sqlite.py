@@ -404,6 +404,10 @@ class SqliteStore(Store):
             _write, "UPDATE outbox SET attempts=attempts+1, next_at=?, error=? WHERE id=?", (next_at, error, item_id)
         )
 
+    async def renew(self, item_id: int, leased_until: float, until: float) -> bool:
+        """No lease here (one process): an item `due` returned stays this process's."""
+        return True
+
     async def release(self, item_ids: list[int], now: float) -> None:
         """`due` leases nothing here (one process): nothing to hand back."""
 
