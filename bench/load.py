@@ -84,7 +84,8 @@ NO_PRESS = ("op", "cancel", "r:")  # handoffs and cancellations are drawn separa
 # hand off once in 10 messages: the operators' forum takes 20 bot messages a minute (Telegram's
 # limit for a group), so the desk, not the bot, bounds how many tickets a run can show.
 HANDOFF, CANCEL_AFTER, PRESS, SMALL = 0.02, 0.5, 0.4, 0.1
-KILL_WINDOW = 1.0  # a reply delivered this shortly before a SIGKILL may not have been marked sent
+KILL_WINDOW = 1.0  # a reply sent this shortly before a SIGKILL may not have been marked sent
+KILL_READ = 0.5  # what the killed worker had written may still be read by the fake this long after
 OPERATOR_TEXT = "Оператор: по обращению {n} проверьте папку «Спам» и запросите код ещё раз."
 TICKET_NUMBER = re.compile(r"№ (\d+)")
 OPERATOR_NUMBER = re.compile(r"Оператор: по обращению (\d+) ")
@@ -521,6 +522,7 @@ def check(run: Run, stored: Stored, desk: Desk, kills: list[float]) -> dict[str,
         if status != "sent":
             not_sent += 1
     delivered: dict[tuple[str, str], Counter[str]] = {key: Counter() for key in by_chat}
+    delivered_at: dict[tuple[str, str, str], list[float]] = {}  # when each copy was answered (for the examples)
     allowed_copies: dict[tuple[str, str], Counter[str]] = {key: Counter() for key in by_chat}
     strangers = dropped_copies = kill_copies = 0
     for call in tg.calls:
@@ -532,10 +534,13 @@ def check(run: Run, stored: Stored, desk: Desk, kills: list[float]) -> dict[str,
             continue
         text = str(call.params.get("text", "")).strip()
         delivered[key][text] += 1
+        delivered_at.setdefault((*key, text), []).append(call.at)
         if call.dropped:
             allowed_copies[key][text] += 1
             dropped_copies += 1
-        elif any(0 <= kill - call.at <= KILL_WINDOW for kill in kills):
+        elif any(-KILL_READ <= kill - call.received <= KILL_WINDOW for kill in kills):
+            # Sent by then: a request the killed worker wrote may be read just after the kill, and
+            # answered later still (a slow answer); it was never marked sent.
             allowed_copies[key][text] += 1
             kill_copies += 1
     for message in vk.sent:
@@ -558,7 +563,13 @@ def check(run: Run, stored: Stored, desk: Desk, kills: list[float]) -> dict[str,
             allowed += ok
             if count > ok:
                 duplicated += count - ok
-                dup_examples.append(f"{key[0]} {key[1]}: {text[:50]!r} x{count - ok}")
+                when = ", ".join(
+                    f"{t - kill:+.1f} s" if kills else f"{t:.1f}"
+                    for t in delivered_at.get((*key, text), [])
+                    for kill in (kills[:1] or [0.0])
+                )
+                after_kill = " from the kill" if kills else ""
+                dup_examples.append(f"{key[0]} {key[1]}: {text[:50]!r} x{count - ok} (copies at {when}{after_kill})")
 
     sent_messages = sum(c.sent for c in run.citizens.values())
     unanswered = sum(c.unanswered for c in run.citizens.values())

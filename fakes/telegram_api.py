@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +28,8 @@ from aiohttp import web
 
 from adapters.telegram import Limits, TelegramOptions
 from fakes.faults import TELEGRAM_KINDS, FaultMix
+
+_ARRIVED: ContextVar[float] = ContextVar("arrived", default=0.0)  # when the request being answered arrived
 
 OPS = -1001234567890  # the operators' forum supergroup
 OPERATOR = 9001  # a member of it
@@ -44,6 +48,7 @@ class Call:
     delivered: bool = False  # a message reached the chat (also when its answer was then lost)
     dropped: bool = False  # the connection was closed instead of answering (status 0)
     result: Any = None  # what the call returned (or would have, when the answer was dropped)
+    received: float = 0.0  # time.monotonic() when the request arrived (a slow answer comes later)
 
     @property
     def ok(self) -> bool:
@@ -180,6 +185,7 @@ class FakeBotAPI:
     # -- the API ---------------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.Response:
+        _ARRIVED.set(time.monotonic())
         method = request.match_info["method"]
         params = _parse(await request.post())
         if method == "getUpdates":
@@ -203,6 +209,8 @@ class FakeBotAPI:
         return web.json_response(body, status=status)
 
     def _record(self, call: Call) -> None:
+        if not call.received:
+            call = dataclasses.replace(call, received=_ARRIVED.get() or call.at)
         self.calls.append(call)
         for listener in self.listeners:
             listener(call)
