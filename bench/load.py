@@ -563,13 +563,10 @@ def check(run: Run, stored: Stored, desk: Desk, kills: list[float]) -> dict[str,
             allowed += ok
             if count > ok:
                 duplicated += count - ok
-                when = ", ".join(
-                    f"{t - kill:+.1f} s" if kills else f"{t:.1f}"
-                    for t in delivered_at.get((*key, text), [])
-                    for kill in (kills[:1] or [0.0])
-                )
-                after_kill = " from the kill" if kills else ""
-                dup_examples.append(f"{key[0]} {key[1]}: {text[:50]!r} x{count - ok} (copies at {when}{after_kill})")
+                kill = kills[0] if kills else 0.0
+                when = ", ".join(f"{t - kill:+.1f} s" for t in delivered_at.get((*key, text), []))
+                since = "from the kill" if kills else "on the monotonic clock"
+                dup_examples.append(f"{key[0]} {key[1]}: {text[:50]!r} x{count - ok} (copies at {when} {since})")
 
     sent_messages = sum(c.sent for c in run.citizens.values())
     unanswered = sum(c.unanswered for c in run.citizens.values())

@@ -15,6 +15,8 @@ from bot.dialogue import Dialogue, KnowledgeSource
 from bot.knowledge import load_knowledge
 from bot.matching import Matcher
 from bot.storage import MemoryStore, SqliteStore
+from bot.storage.base import Store
+from bot.storage.postgres import PostgresStore
 from fakes.postgres import Server, create_database, drop_database, server_bin_dir, throwaway_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,6 +73,27 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     await store.open()
     yield store
     await store.close()
+
+
+@pytest.fixture
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """One store of the kind a test is parametrized with (indirect): "memory", "sqlite" or "postgres"."""
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    if request.param == "sqlite":
+        sqlite = SqliteStore(tmp_path / "contract.sqlite3")
+        await sqlite.open()
+        yield sqlite
+        await sqlite.close()
+        return
+    server = request.getfixturevalue("postgres_server")  # sync, session-wide: allowed from here
+    url = await create_database(server)
+    postgres = PostgresStore(url)
+    await postgres.open()
+    yield postgres
+    await postgres.close()
+    await drop_database(server, url)
 
 
 @pytest.fixture

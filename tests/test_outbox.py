@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 
@@ -16,24 +17,14 @@ from bot.records import OutboxItem
 from bot.storage.base import Store
 from bot.storage.postgres import PostgresStore
 from bot.storage.sqlite import SqliteStore
-from fakes.postgres import create_database, drop_database
+
+both = pytest.mark.parametrize("store", ["sqlite", "postgres"], indirect=True)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        sqlite = SqliteStore(tmp_path / "outbox.db")
-        await sqlite.open()
-        yield sqlite
-        await sqlite.close()
-        return
-    server = request.getfixturevalue("postgres_server")  # sync, session-wide: allowed from here
-    url = await create_database(server)
-    postgres = PostgresStore(url, max_size=4)
-    await postgres.open()
-    yield postgres
-    await postgres.close()
-    await drop_database(server, url)
+def make_worker(store: object, deliver: Callable[[OutboxItem], Awaitable[None]], **options: Any) -> OutboxWorker:
+    """A worker of the "telegram" outbox, one chat per key, quick to retry and to look again."""
+    options = {"clock": time.time, "backoff": lambda attempts: 0.2, "interval": 0.05, **options}
+    return OutboxWorker(store, "telegram", deliver, lambda i: i.chat_id, **options)  # type: ignore[arg-type]
 
 
 def item(chat: str, text: str) -> OutboxItem:
@@ -57,6 +48,7 @@ async def running(worker: OutboxWorker) -> AsyncIterator[None]:
         await asyncio.wait_for(task, 10)
 
 
+@both
 async def test_an_item_handed_over_while_its_chat_is_busy_goes_out_without_waiting(store: Store):
     """A chat's reply is stored as sent, but the worker has not yet heard back (a slow database), and
     meanwhile a pass hands over the chat's next reply. It must queue behind: on PostgreSQL a pass
@@ -69,15 +61,7 @@ async def test_an_item_handed_over_while_its_chat_is_busy_goes_out_without_waiti
         if i.reply.text == "1":
             laggy.mark_sent_lag = 0.5  # the first one's answer comes late
 
-    worker = OutboxWorker(
-        laggy,  # type: ignore[arg-type]
-        "telegram",
-        deliver,
-        lambda i: i.chat_id,
-        clock=time.time,
-        backoff=lambda attempts: 0.2,
-        interval=0.05,
-    )
+    worker = make_worker(laggy, deliver)
     async with running(worker):
         await store.enqueue(item("42", "1"))
         worker.nudge()
@@ -92,6 +76,7 @@ async def test_an_item_handed_over_while_its_chat_is_busy_goes_out_without_waiti
     assert await store.pending_count("telegram") == 0
 
 
+@both
 async def test_after_a_failure_the_later_items_wait_behind_it_and_follow_it_soon(store: Store):
     """The first item fails once: the chat's later items (already handed over) are handed back, go
     out after it once it succeeds, and nothing waits out a lease."""
@@ -106,9 +91,7 @@ async def test_after_a_failure_the_later_items_wait_behind_it_and_follow_it_soon
 
     for n in range(1, 5):
         await store.enqueue(item("42", str(n)))
-    worker = OutboxWorker(
-        store, "telegram", deliver, lambda i: i.chat_id, clock=time.time, backoff=lambda attempts: 0.2, interval=0.05
-    )
+    worker = make_worker(store, deliver)
     async with running(worker):
         await until(lambda: len(sent) == 4, 5, "every item")
         await asyncio.sleep(0.3)
@@ -140,9 +123,8 @@ class Laggy:
         await asyncio.sleep(self.mark_sent_lag)
 
 
-async def test_an_answer_read_before_an_item_was_sent_does_not_send_it_again(tmp_path):
-    store = SqliteStore(tmp_path / "outbox.db")
-    await store.open()
+async def test_an_answer_read_before_an_item_was_sent_does_not_send_it_again(sqlite_store: SqliteStore):
+    store = sqlite_store
     slow = Laggy(store)
     sent: list[str] = []
 
@@ -150,25 +132,14 @@ async def test_an_answer_read_before_an_item_was_sent_does_not_send_it_again(tmp
         await asyncio.sleep(0.1)  # a pass starts and reads meanwhile: the item is still pending
         sent.append(i.reply.text)
 
-    try:
-        for chat in ("1", "2", "3"):
-            await store.enqueue(item(chat, chat))
-        slow.due_lag = 0.3
-        worker = OutboxWorker(
-            slow,  # type: ignore[arg-type]
-            "telegram",
-            deliver,
-            lambda i: i.chat_id,
-            clock=time.time,
-            backoff=lambda attempts: 0.2,
-            interval=0.01,
-        )
-        async with running(worker):
-            await until(lambda: len(sent) >= 3, 5, "every item")
-            await asyncio.sleep(1.0)  # several slow passes, each read before the last sends
-        assert sorted(sent) == ["1", "2", "3"]
-    finally:
-        await store.close()
+    for chat in ("1", "2", "3"):
+        await store.enqueue(item(chat, chat))
+    slow.due_lag = 0.3
+    worker = make_worker(slow, deliver, interval=0.01)
+    async with running(worker):
+        await until(lambda: len(sent) >= 3, 5, "every item")
+        await asyncio.sleep(1.0)  # several slow passes, each read before the last sends
+    assert sorted(sent) == ["1", "2", "3"]
 
 
 async def test_an_item_whose_lease_ran_out_while_queued_here_is_left_to_the_worker_that_took_it(postgres_url):
@@ -192,9 +163,7 @@ async def test_an_item_whose_lease_ran_out_while_queued_here_is_left_to_the_work
     try:
         for text in ("1", "2"):
             await a.enqueue(item("42", text))
-        worker = OutboxWorker(
-            a, "telegram", deliver, lambda i: i.chat_id, clock=clock, backoff=lambda n: 0.2, interval=0.05
-        )
+        worker = make_worker(a, deliver, clock=clock)
         async with running(worker):
             await asyncio.wait_for(first_started.wait(), 5)
             now[0] += a.lease + 1  # A's lease on both ran out

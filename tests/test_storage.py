@@ -4,39 +4,15 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from bot.messages import Button, Reply
 from bot.records import OutboxItem, Session, Ticket, TicketMessage
-from bot.storage import MemoryStore, SqliteStore
+from bot.storage import SqliteStore
 from bot.storage.base import NEW_TICKET, Store, TicketWork, Turn
 from bot.storage.postgres import PostgresStore
 from bot.storage.sqlite import MIGRATIONS
-from fakes.postgres import create_database, drop_database
-
-
-@pytest.fixture
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    if request.param == "sqlite":
-        sqlite = SqliteStore(tmp_path / "contract.sqlite3")
-        await sqlite.open()
-        yield sqlite
-        await sqlite.close()
-        return
-    server = request.getfixturevalue("postgres_server")  # sync, session-wide: allowed from here
-    url = await create_database(server)
-    postgres = PostgresStore(url)
-    await postgres.open()
-    yield postgres
-    await postgres.close()
-    await drop_database(server, url)
-
 
 contract = pytest.mark.parametrize("store", ["memory", "sqlite", "postgres"], indirect=True)
 

@@ -91,7 +91,6 @@ class VkAdapter:
         self.store = dialogue.store
         self.longpoll_wait = longpoll_wait
         self.retry_base = retry_base
-        self.outbox_every = outbox_every
         self.rate = rate
         self.callback_mode = settings.vk_callback_mode
         if self.callback_mode and not (settings.vk_callback_secret and settings.vk_group_id):
